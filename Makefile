@@ -1,0 +1,43 @@
+# Two commands do everything: `make run` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PLOOMBER_STATS_ENABLED := false
+export PYTHONHASHSEED := 0
+
+.PHONY: help install run test cov bench serve clean distclean
+
+help:
+	@echo "make run    - install (if needed), build the pipeline, render reports/"
+	@echo "make test   - install (if needed), run the whole test suite (pytest + nbval)"
+	@echo "make bench  - time the pipeline stages, write bench/results.json"
+	@echo "make clean  - remove products, reports and the embedded warehouse"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever the declared or locked dependencies change.
+$(STAMP): pyproject.toml requirements/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m helpers.pipeline build
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --output bench/results.json
+
+clean:
+	rm -rf products products-* reports/*.html reports/*_files data/warehouse.duckdb data/warehouse.duckdb.wal
+
+distclean: clean
+	rm -rf $(VENV)

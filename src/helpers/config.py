@@ -1,0 +1,158 @@
+"""Project settings: ``env.yaml``, then the profile's overrides, then environment variables.
+
+One source feeds both the Ploomber pipeline (as its env) and the notebooks' defaults, so a
+notebook opened in JupyterLab sees the same parameters as a scheduled run.
+
+Precedence, lowest first:
+
+1. ``env.yaml`` at the project root;
+2. ``env.<profile>.yaml`` when ``HELPERS_PROFILE=<profile>`` (e.g. ``test``);
+3. ``HELPERS_<KEY>`` environment variables, one per key of ``env.yaml``;
+4. explicit keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from helpers.paths import project_root, resolve
+
+ENV_PREFIX = "HELPERS_"
+BACKENDS = ("duckdb", "snowflake")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a value that is not allowed."""
+
+
+def _optional(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _optional_float(key: str, value: Any) -> float | None:
+    text = _optional(value)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"setting {key!r} must be a number or empty, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of ``env.yaml``; see that file for what each key means."""
+
+    series_id: str
+    source_file: Path
+    timestamp_col: str
+    target_col: str
+    temperature_col: str | None
+    workday_col: str | None
+    freq: str
+    target_min: float | None
+    target_max: float | None
+    max_fill_steps: int
+    warehouse_backend: Literal["duckdb", "snowflake"]
+    warehouse_path: Path
+    products: Path
+    reports: Path
+    profile: str
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        missing = sorted(known - raw.keys())
+        if missing:
+            raise ConfigError(f"missing settings: {', '.join(missing)} (see env.yaml)")
+        backend = str(raw["warehouse_backend"]).strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(f"warehouse_backend must be one of {BACKENDS}, got {raw['warehouse_backend']!r}")
+        try:
+            max_fill = int(raw["max_fill_steps"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"max_fill_steps must be a whole number, got {raw['max_fill_steps']!r}") from None
+        if max_fill < 0:
+            raise ConfigError(f"max_fill_steps must be >= 0, got {max_fill}")
+        for key in ("series_id", "timestamp_col", "target_col", "freq"):
+            if _optional(raw[key]) is None:
+                raise ConfigError(f"setting {key!r} must not be empty")
+        return cls(
+            series_id=str(raw["series_id"]).strip(),
+            source_file=resolve(str(raw["source_file"])),
+            timestamp_col=str(raw["timestamp_col"]).strip(),
+            target_col=str(raw["target_col"]).strip(),
+            temperature_col=_optional(raw["temperature_col"]),
+            workday_col=_optional(raw["workday_col"]),
+            freq=str(raw["freq"]).strip(),
+            target_min=_optional_float("target_min", raw["target_min"]),
+            target_max=_optional_float("target_max", raw["target_max"]),
+            max_fill_steps=max_fill,
+            warehouse_backend=backend,  # type: ignore[arg-type]
+            warehouse_path=resolve(str(raw["warehouse_path"])),
+            products=resolve(str(raw["products"])),
+            reports=resolve(str(raw["reports"])),
+            profile=str(raw["profile"]).strip(),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """Flat string values for Ploomber's env (``None`` becomes ``''``)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "" if value is None else str(value)
+        return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def raw_settings(profile: str | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Merged settings before typing; ``profile`` (the ``env.<profile>.yaml`` to overlay)
+    defaults to ``$HELPERS_PROFILE``."""
+    root = root or project_root()
+    base_path = root / "env.yaml"
+    if not base_path.exists():
+        raise ConfigError(f"no env.yaml at the project root {root}")
+    raw = _read_yaml(base_path)
+    profile = profile if profile is not None else os.environ.get(f"{ENV_PREFIX}PROFILE")
+    if profile:
+        profile_path = root / f"env.{profile}.yaml"
+        if not profile_path.exists():
+            choices = sorted(p.name[4:-5] for p in root.glob("env.*.yaml"))
+            raise ConfigError(f"unknown profile {profile!r}: no {profile_path.name}; profiles: {choices}")
+        raw.update(_read_yaml(profile_path))
+    for key in list(raw):
+        env_value = os.environ.get(f"{ENV_PREFIX}{key.upper()}")
+        if env_value is not None:
+            raw[key] = env_value
+    return raw
+
+
+def load_settings(profile_file: str | None = None, **overrides: Any) -> Settings:
+    """The project's settings; keyword arguments that are not ``None`` win over everything.
+
+    ``profile_file`` picks the ``env.<name>.yaml`` overlay (default ``$HELPERS_PROFILE``);
+    an override ``profile=...`` only sets the label a run reports.
+    """
+    raw = raw_settings(profile_file)
+    unknown = sorted(set(overrides) - raw.keys())
+    if unknown:
+        raise ConfigError(f"unknown settings {unknown}; allowed: {sorted(raw)}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_mapping(raw)

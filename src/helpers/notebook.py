@@ -1,0 +1,32 @@
+"""Small conveniences shared by the notebooks' first cells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.io as pio
+
+from helpers.config import Settings, load_settings
+from helpers.provenance import stamp
+
+
+def setup(**parameters: Any) -> Settings:
+    """Settings for a notebook run: injected parameters win, ``None`` falls back to the project.
+
+    Also makes plotly figures interactive both in JupyterLab (mime bundle) and in the
+    HTML reports (the ``notebook`` renderer embeds plotly.js once per page).
+    """
+    pio.renderers.default = "plotly_mimetype+notebook"
+    pd.set_option("display.max_columns", 30)
+    return load_settings(**{k: v for k, v in parameters.items() if k not in ("upstream", "product")})
+
+
+def provenance_table(settings: Settings, data_file: str | None = None) -> pd.DataFrame:
+    """The run's parameters, data hash, git commit and package versions as one two-column table."""
+    info = stamp(settings.as_env(), data_file or settings.source_file)
+    rows = [("run time (UTC)", info["run_time_utc"]), ("git commit", info["git_commit"]),
+            ("data file", info["data_file"]), ("data SHA-256", info["data_sha256"])]
+    rows += [(f"param: {k}", v) for k, v in info["parameters"].items()]
+    rows += [(f"package: {k}", v) for k, v in info["packages"].items()]
+    return pd.DataFrame(rows, columns=["item", "value"])

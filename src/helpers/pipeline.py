@@ -1,0 +1,78 @@
+"""Build the Ploomber pipeline with the project settings: ``python -m helpers.pipeline build``.
+
+Ploomber reads ``pipeline.yaml``; this wrapper hands it the merged settings (``env.yaml``,
+the profile file, ``HELPERS_*`` variables) so the command line, the tests and a scheduled
+run all use one mechanism. Ploomber skips tasks whose source and parameters did not
+change, so a second build with nothing changed executes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import pandas as pd
+
+from helpers.config import ConfigError, Settings, load_settings
+from helpers.paths import project_root
+
+os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")  # no telemetry, before ploomber is imported
+
+
+def make_dag(settings: Settings) -> Any:
+    """The pipeline as a Ploomber DAG, its placeholders filled from ``settings``."""
+    from ploomber.spec import DAGSpec
+
+    spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=settings.as_env())
+    return spec.to_dag()
+
+
+def build(settings: Settings, force: bool = False) -> pd.DataFrame:
+    """Build the outdated tasks (all with ``force``); one row per task: name, ran, seconds."""
+    dag = make_dag(settings)
+    report = dag.build(force=force, show_progress=False)
+    table = report.to_pandas().rename(columns={"name": "task", "Ran?": "ran", "Elapsed (s)": "seconds"})
+    return table[["task", "ran", "seconds"]].astype({"ran": bool, "seconds": float})
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while (exc.__cause__ or exc.__context__) and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.pipeline")
+    parser.add_argument("command", choices=["build", "status"])
+    parser.add_argument("--profile", help="settings profile, e.g. 'test' for env.test.yaml")
+    parser.add_argument("--force", action="store_true", help="run every task, changed or not")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.profile)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "status":
+        print(make_dag(settings).status())
+        return 0
+    from ploomber.exceptions import DAGBuildError, DAGRenderError
+
+    try:
+        table = build(settings, force=args.force)
+    except (DAGBuildError, DAGRenderError) as exc:
+        cause = _root_cause(exc)
+        print(f"pipeline failed: {type(cause).__name__}: {cause}\n"
+              "see the log above for the failing task; products of earlier runs are kept.", file=sys.stderr)
+        return 1
+    print(table.to_string(index=False))
+    ran = int(table["ran"].sum())
+    print(f"{ran} of {len(table)} tasks ran; reports in {settings.reports}/index.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

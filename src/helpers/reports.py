@@ -1,0 +1,71 @@
+"""Render executed notebooks as HTML reports with an index page.
+
+``quarto render`` (the project in ``_quarto.yml``) is used when the ``quarto`` binary is on
+PATH; otherwise nbconvert writes the same pages into the same folder, so a run always
+leaves a browsable ``reports/index.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+
+from helpers.paths import project_root
+
+
+def notebook_title(notebook: nbformat.NotebookNode, default: str) -> str:
+    """The first Markdown heading of a notebook, without the leading ``#``."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return default
+
+
+def render_notebook(path: Path, out_dir: Path) -> tuple[Path, str]:
+    """One executed notebook to ``out_dir/<stem>.html`` with code hidden; returns (file, title)."""
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(path, as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(notebook)
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(body, encoding="utf-8")
+    return target, notebook_title(notebook, path.stem)
+
+
+def write_index(pages: list[tuple[Path, str]], index: Path) -> Path:
+    """An ``index.html`` linking every page (relative links, so the folder can move)."""
+    items = "\n".join(
+        f'    <li><a href="{html.escape(page.relative_to(index.parent).as_posix())}">{html.escape(title)}</a></li>'
+        for page, title in pages
+    )
+    index.write_text(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+        "<title>Demand analytics reports</title></head>\n<body>\n"
+        "  <h1>Demand analytics reports</h1>\n  <ul>\n"
+        f"{items}\n  </ul>\n</body>\n</html>\n",
+        encoding="utf-8",
+    )
+    return index
+
+
+def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = None) -> Path:
+    """Render ``notebooks`` into ``out_dir``; returns the index page."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = index or out_dir / "index.html"
+    quarto = shutil.which("quarto")
+    if quarto:
+        subprocess.run([quarto, "render", "--output-dir", str(out_dir)], cwd=project_root(), check=True)
+        if index.exists():
+            return index
+    pages = [render_notebook(path, out_dir) for path in notebooks]
+    return write_index(pages, index)

@@ -1,0 +1,1 @@
+INSERT INTO dq_runs SELECT * FROM stage_dq_runs

@@ -1,0 +1,21 @@
+-- Rebuild the dayly aggregates of one series from raw_series.
+-- Both statements bind the same parameter: series_id.
+DELETE FROM daily_series WHERE series_id = ?;
+
+INSERT INTO daily_series (series_id, ts, y_mean, y_sum, y_min, y_max, temperature_mean,
+                           temperature_min, temperature_max, workday, n_obs)
+SELECT
+    series_id,
+    DATE_TRUNC('day', ts) AS ts,
+    AVG(y),
+    SUM(y),
+    MIN(y),
+    MAX(y),
+    AVG(temperature),
+    MIN(temperature),
+    MAX(temperature),
+    MAX(workday),
+    COUNT(*)
+FROM raw_series
+WHERE series_id = ?
+GROUP BY series_id, DATE_TRUNC('day', ts);

@@ -1,0 +1,1 @@
+SELECT * FROM series_catalog WHERE series_id = ?
