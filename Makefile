@@ -30,8 +30,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m helpers.pipeline build
 
+# coverage run, not pytest-cov: nbval's pytest-cov hook hangs starting the kernel.
 test: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m coverage run -m pytest
+	$(BIN)/python -m coverage report
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --output bench/results.json

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Any
 
@@ -37,12 +38,14 @@ def build(settings: Settings, force: bool = False) -> pd.DataFrame:
     return table[["task", "ran", "seconds"]].astype({"ran": bool, "seconds": float})
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while (exc.__cause__ or exc.__context__) and id(exc) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc
+def failure_summary(exc: BaseException) -> str:
+    """The project's own error lines from a Ploomber build failure (or its first line)."""
+    text = str(exc)
+    ours = re.findall(r"^helpers\.[\w.]+Error: .*$", text, flags=re.MULTILINE)
+    if ours:
+        return "\n".join(dict.fromkeys(ours))
+    lines = [line for line in text.splitlines() if line.strip(" =-")]
+    return lines[0] if lines else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = build(settings, force=args.force)
     except (DAGBuildError, DAGRenderError) as exc:
-        cause = _root_cause(exc)
-        print(f"pipeline failed: {type(cause).__name__}: {cause}\n"
+        print(f"pipeline failed:\n{failure_summary(exc)}\n"
               "see the log above for the failing task; products of earlier runs are kept.", file=sys.stderr)
         return 1
     print(table.to_string(index=False))

@@ -216,11 +216,18 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     """ISO 8601 timestamps; ones with a UTC offset are converted to UTC, naive ones kept as given."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
-    else:
-        parsed = pd.to_datetime(values.astype("string").str.strip(), errors="coerce", format="ISO8601", utc=True)
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        return parsed.astype("datetime64[ns]")
+    text = values.astype("string").str.strip()
+    has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(dtype=bool)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if (~has_offset).any():
+        parsed[~has_offset] = pd.to_datetime(text[~has_offset], errors="coerce", format="ISO8601")
+    if has_offset.any():
+        aware = pd.to_datetime(text[has_offset], errors="coerce", format="ISO8601", utc=True)
+        parsed[has_offset] = aware.dt.tz_localize(None)
+    return parsed
 
 
 def parse_numbers(values: pd.Series) -> pd.Series:

@@ -1,0 +1,138 @@
+"""Benchmark harness: `make bench` times the pipeline's stages and writes JSON results.
+
+Each measurement is repeated and reported as its median (with min and max), next to
+the obvious alternative measured in the same run:
+
+- validation of the default file (the data-quality checks) against plain parsing;
+- ingest into DuckDB against the same ingest through the Snowflake code path (fakesnow);
+- rolling mean / lags / week-over-week change in SQL window functions against pandas;
+- the whole pipeline (fast profile, fresh folder) with per-task times from Ploomber.
+
+Later work adds its own sections to ``BENCHMARKS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+
+import pandas as pd  # noqa: E402
+
+from helpers.config import load_settings  # noqa: E402
+from helpers.ingest import ingest_file  # noqa: E402
+from helpers.provenance import git_commit, package_versions  # noqa: E402
+from helpers.quality import SeriesSpec, read_source, validate  # noqa: E402
+from helpers.series import window_features  # noqa: E402
+from helpers.warehouse import Warehouse  # noqa: E402
+
+
+def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    """Median, min and max wall time of ``repeat`` calls, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeat": repeat}
+
+
+def bench_validation(settings, repeat: int) -> dict:
+    spec = SeriesSpec.from_settings(settings)
+    frame = read_source(settings.source_file)
+    return {
+        "rows": len(frame),
+        "read_csv_text": timed(lambda: read_source(settings.source_file), repeat),
+        "validate_all_checks": timed(lambda: validate(frame, spec), repeat),
+        "alternative_plain_pandas_parse": timed(
+            lambda: pd.read_csv(settings.source_file, parse_dates=[settings.timestamp_col]), repeat),
+    }
+
+
+def bench_ingest(settings, repeat: int, tmp: Path) -> dict:
+    spec = SeriesSpec.from_settings(settings)
+    results = {}
+    with Warehouse.open("duckdb", tmp / "bench.duckdb") as wh:
+        results["duckdb_first_load"] = timed(lambda: ingest_file(settings.source_file, spec, wh), 1)
+        results["duckdb_reload_upsert"] = timed(lambda: ingest_file(settings.source_file, spec, wh), repeat)
+        results["sql_window_features_daily"] = timed(lambda: window_features(wh, spec.series_id, "daily"), repeat)
+        results["sql_window_features_hourly"] = timed(lambda: window_features(wh, spec.series_id, "hourly"), repeat)
+        hourly = wh.read_series("hourly_series", spec.series_id)
+
+    def pandas_features() -> pd.DataFrame:
+        y = hourly.set_index("ts")["y_mean"]
+        return pd.DataFrame({"y": y, "y_rolling_mean": y.rolling(24, min_periods=1).mean(), "y_lag_1": y.shift(1),
+                             "y_lag_season": y.shift(168), "y_change_vs_season": y / y.shift(168) - 1})
+
+    results["alternative_pandas_window_features_hourly_in_memory"] = timed(pandas_features, repeat)
+
+    import fakesnow
+
+    os.environ.setdefault("SNOWFLAKE_DATABASE", "BENCH")
+    os.environ.setdefault("SNOWFLAKE_SCHEMA", "PUBLIC")
+    with fakesnow.patch(), Warehouse.open("snowflake") as wh:
+        results["snowflake_path_fakesnow_first_load"] = timed(lambda: ingest_file(settings.source_file, spec, wh), 1)
+        results["snowflake_path_fakesnow_reload"] = timed(lambda: ingest_file(settings.source_file, spec, wh), repeat)
+    return results
+
+
+def bench_pipeline(tmp: Path) -> dict:
+    from helpers.pipeline import build
+
+    settings = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
+                             warehouse_path=str(tmp / "pipeline.duckdb"))
+    start = time.perf_counter()
+    first = build(settings)
+    total = time.perf_counter() - start
+    start = time.perf_counter()
+    second = build(settings)
+    noop = time.perf_counter() - start
+    return {
+        "fresh_build_total_s": total,
+        "tasks_s": dict(zip(first["task"], first["seconds"])),
+        "incremental_build_nothing_changed_s": noop,
+        "tasks_run_on_second_build": int(second["ran"].sum()),
+    }
+
+
+BENCHMARKS = {
+    "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
+    "ingest_and_sql": bench_ingest,
+    "pipeline": lambda settings, repeat, tmp: bench_pipeline(tmp),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    results = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "created_utc": pd.Timestamp.now("UTC").isoformat(timespec="seconds"),
+    }
+    for name in args.only or BENCHMARKS:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            print(f"running {name} ...", flush=True)
+            results[name] = BENCHMARKS[name](settings, args.repeat, Path(tmp))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("packages", "machine")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

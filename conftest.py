@@ -1,0 +1,34 @@
+"""Session set-up shared by the unit tests and nbval.
+
+nbval runs the notebooks in ``notebooks/`` with their default parameters, which fall back
+to the project settings. Here the session selects the fast ``test`` profile and ingests the
+default data into a temporary warehouse, so the notebooks read real data without touching
+the user's ``data/warehouse.duckdb``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ["PLOOMBER_STATS_ENABLED"] = "false"
+_TMP = Path(tempfile.mkdtemp(prefix="helpers-test-"))
+
+
+def pytest_sessionstart(session):
+    from helpers.config import load_settings
+    from helpers.ingest import ingest
+
+    os.environ.update({
+        "HELPERS_PROFILE": "test",
+        "HELPERS_WAREHOUSE_PATH": str(_TMP / "warehouse.duckdb"),
+        "HELPERS_PRODUCTS": str(_TMP / "products"),
+        "HELPERS_REPORTS": str(_TMP / "reports"),
+    })
+    ingest(load_settings())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TMP, ignore_errors=True)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from helpers import dq_summary
+from helpers.ingest import ingest_file
+from helpers.notebook import provenance_table, setup
+from tests.support import DQ
+
+
+@pytest.fixture
+def loaded(warehouse, spec):
+    report = ingest_file(DQ / "unknown_category.csv", spec, warehouse)
+    return warehouse, report
+
+
+def test_tables_from_the_latest_run(loaded, tmp_path):
+    warehouse, report = loaded
+    run = dq_summary.load_run(warehouse, "fixture")
+    assert run["run_id"] == report.run_id
+    accounting = dq_summary.accounting_table(run).set_index("quantity")["value"]
+    assert accounting["rows read"] == 8 and accounting["read = loaded + quarantined"] == "yes"
+    problems = dq_summary.problems_table(run).set_index("problem")
+    assert problems.loc["unknown_category", "rows"] == 2
+    path = tmp_path / "report.json"
+    path.write_text(report.to_json())
+    assert dq_summary.load_run(warehouse, "fixture", path)["run_id"] == report.run_id
+    path.write_text(json.dumps({"run_id": "other"}))
+    with pytest.raises(LookupError, match="not in the warehouse"):
+        dq_summary.load_run(warehouse, "fixture", path)
+    with pytest.raises(LookupError, match="run the ingest first"):
+        dq_summary.load_run(warehouse, "never-loaded")
+
+
+def test_reasons_and_coverage_figure(loaded):
+    warehouse, report = loaded
+    quarantine = warehouse.query("select_quarantine", [report.run_id])
+    reasons = dq_summary.quarantine_reasons(quarantine)
+    assert reasons.to_dict("records") == [{"reason": "unknown_category:workday", "rows": 2}]
+    daily = warehouse.read_series("daily_series", "fixture")
+    fig = dq_summary.plot_coverage(daily, 48)
+    assert fig.data[0].y.tolist() == [6]
+
+
+def test_notebook_setup_and_provenance(clean_env):
+    settings = setup(series_id="x", upstream=None, product=None, warehouse_path=None)
+    assert settings.series_id == "x"
+    table = provenance_table(settings)
+    items = table.set_index("item")["value"]
+    assert len(items["data SHA-256"]) == 64 and items["param: series_id"] == "x"
+    assert isinstance(table, pd.DataFrame)
