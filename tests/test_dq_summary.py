@@ -45,10 +45,13 @@ def test_reasons_and_coverage_figure(loaded):
     assert fig.data[0].y.tolist() == [6]
 
 
-def test_notebook_setup_and_provenance(clean_env):
+def test_notebook_setup_and_provenance(clean_env, tmp_path):
     settings = setup(series_id="x", upstream=None, product=None, warehouse_path=None)
     assert settings.series_id == "x"
-    table = provenance_table(settings)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"run_id": "r1", "rows_loaded": 5, "rows_quarantined": 1}))
+    table = provenance_table(settings, ingest_report=report)
+    assert table.set_index("item")["value"]["ingest run"] == "r1 (5 rows loaded, 1 quarantined)"
     items = table.set_index("item")["value"]
     assert len(items["data SHA-256"]) == 64 and items["param: series_id"] == "x"
     assert isinstance(table, pd.DataFrame)

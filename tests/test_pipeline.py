@@ -27,7 +27,7 @@ def test_every_task_runs_then_nothing_runs(built):
     _, first, second = built
     assert first["ran"].all(), first
     assert not second["ran"].any(), second
-    assert set(first["task"]) == {"ingest", "data_quality", "reports"}
+    assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "reports"}
 
 
 @pytest.mark.slow
@@ -35,7 +35,9 @@ def test_reports_index_links_every_page(built):
     settings, _, _ = built
     index = (settings.reports / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
-    assert links == ["data_quality.html"]
+    assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html"]
+    for link in links:
+        assert (settings.reports / link).exists()
     page = (settings.reports / "data_quality.html").read_text()
     assert "Data quality of the latest ingest" in page
     assert "plotly" in page.lower()  # the figure is embedded and interactive
@@ -44,11 +46,23 @@ def test_reports_index_links_every_page(built):
 @pytest.mark.slow
 def test_executed_notebook_has_no_errors_or_warnings(built):
     settings, _, _ = built
-    notebook = nbformat.read(settings.products / "data_quality.ipynb", as_version=4)
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            assert output["output_type"] != "error"
-            assert not (output["output_type"] == "stream" and output["name"] == "stderr"), output["text"]
+    for name in ("data_quality", "eda", "hypothesis_tests"):
+        notebook = nbformat.read(settings.products / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                assert output["output_type"] != "error"
+                assert not (output["output_type"] == "stream" and output["name"] == "stderr"), output["text"]
+
+
+@pytest.mark.slow
+def test_hypothesis_report_shows_registry_hash_and_adjusted_p_values(built):
+    from helpers.hypotheses import registry_hash
+    from helpers.paths import project_root
+
+    settings, _, _ = built
+    page = (settings.reports / "hypothesis_tests.html").read_text()
+    assert registry_hash(project_root() / "hypotheses.yaml") in page
+    assert "p_adjusted" in page and "H7_correlation" in page
 
 
 @pytest.mark.slow
@@ -74,3 +88,25 @@ def test_failure_summary_prefers_the_projects_error_lines():
     assert failure_summary(RuntimeError(text)) == "helpers.quality.DataQualityError: f.csv: missing"
     assert failure_summary(RuntimeError("===\nsomething else broke\nmore")) == "something else broke"
     assert failure_summary(RuntimeError("")) == "RuntimeError"
+
+
+@pytest.mark.slow
+def test_pipeline_runs_on_another_series_without_covariates(tmp_path):
+    """An hourly series with no temperature or work-day flag: covariate hypotheses are 'not tested'."""
+    import numpy as np
+    import pandas as pd
+
+    ds = pd.date_range("2021-03-01", periods=24 * 70, freq="1h")
+    hours = np.arange(len(ds))
+    rng = np.random.default_rng(7)
+    load = 50 + 10 * np.sin(2 * np.pi * hours / 24) + 5 * (ds.dayofweek < 5) + rng.normal(0, 2, len(ds))
+    source = tmp_path / "site_load.parquet"
+    pd.DataFrame({"time": ds, "load_mw": load}).to_parquet(source)
+    settings = load_settings("test", series_id="site_load", source_file=str(source), timestamp_col="time",
+                             target_col="load_mw", temperature_col="", workday_col="", freq="1h",
+                             products=str(tmp_path / "products"), reports=str(tmp_path / "reports"),
+                             warehouse_path=str(tmp_path / "warehouse.duckdb"))
+    assert build(settings)["ran"].all()
+    page = (settings.reports / "hypothesis_tests.html").read_text()
+    assert "Not tested: the series has no 'degree_days' data" in page
+    assert "Not tested: the series has no 'workday' data" in page

@@ -23,8 +23,12 @@ def test_render_writes_pages_without_code_and_an_index(tmp_path, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)  # no quarto here: nbconvert path
     a = _notebook(tmp_path / "alpha.ipynb", "# Alpha <report>")
     b = _notebook(tmp_path / "beta.ipynb", "no heading")
-    index = render_reports([a, b], tmp_path / "site")
+    statement = tmp_path / "statement.md"
+    statement.write_text("# The problem\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n")
+    index = render_reports([a, b], tmp_path / "site", pages=[statement])
     html = index.read_text()
+    assert html.index("statement.html") < html.index("alpha.html")
+    assert "<table>" in (tmp_path / "site" / "statement.html").read_text()
     assert '<a href="alpha.html">Alpha &lt;report&gt;</a>' in html
     assert '<a href="beta.html">beta</a>' in html
     page = (tmp_path / "site" / "alpha.html").read_text()

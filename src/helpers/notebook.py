@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,14 +21,24 @@ def setup(**parameters: Any) -> Settings:
     """
     pio.renderers.default = "plotly_mimetype+notebook"
     pd.set_option("display.max_columns", 30)
+    pd.set_option("display.max_colwidth", 120)  # room for a full SHA-256
     return load_settings(**{k: v for k, v in parameters.items() if k not in ("upstream", "product")})
 
 
-def provenance_table(settings: Settings, data_file: str | None = None) -> pd.DataFrame:
-    """The run's parameters, data hash, git commit and package versions as one two-column table."""
+def provenance_table(settings: Settings, data_file: str | None = None,
+                     ingest_report: str | Path | None = None) -> pd.DataFrame:
+    """The run's parameters, data hash, git commit and package versions as one two-column table.
+
+    ``ingest_report`` (the pipeline's upstream ingest product) adds the ingest run the
+    analysis read.
+    """
     info = stamp(settings.as_env(), data_file or settings.source_file)
     rows = [("run time (UTC)", info["run_time_utc"]), ("git commit", info["git_commit"]),
             ("data file", info["data_file"]), ("data SHA-256", info["data_sha256"])]
+    if ingest_report:
+        report = json.loads(Path(ingest_report).read_text())
+        rows.append(("ingest run", f"{report['run_id']} ({report['rows_loaded']} rows loaded, "
+                                   f"{report['rows_quarantined']} quarantined)"))
     rows += [(f"param: {k}", v) for k, v in info["parameters"].items()]
     rows += [(f"package: {k}", v) for k, v in info["packages"].items()]
     return pd.DataFrame(rows, columns=["item", "value"])

@@ -42,6 +42,24 @@ def render_notebook(path: Path, out_dir: Path) -> tuple[Path, str]:
     return target, notebook_title(notebook, path.stem)
 
 
+def render_markdown(path: Path, out_dir: Path) -> tuple[Path, str]:
+    """A Markdown page to ``out_dir/<stem>.html``; returns (file, title)."""
+    from nbconvert.filters.markdown import markdown2html
+
+    text = path.read_text(encoding="utf-8")
+    title = next((line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#")), path.stem)
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{max-width:48em;margin:2em auto;padding:0 1em;font-family:sans-serif;line-height:1.5}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}</style></head>\n"
+        f"<body>\n{markdown2html(text)}\n</body>\n</html>\n",
+        encoding="utf-8",
+    )
+    return target, title
+
+
 def write_index(pages: list[tuple[Path, str]], index: Path) -> Path:
     """An ``index.html`` linking every page (relative links, so the folder can move)."""
     items = "\n".join(
@@ -58,8 +76,9 @@ def write_index(pages: list[tuple[Path, str]], index: Path) -> Path:
     return index
 
 
-def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = None) -> Path:
-    """Render ``notebooks`` into ``out_dir``; returns the index page."""
+def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = None,
+                   pages: list[Path] | None = None) -> Path:
+    """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page."""
     out_dir.mkdir(parents=True, exist_ok=True)
     index = index or out_dir / "index.html"
     quarto = shutil.which("quarto")
@@ -67,5 +86,6 @@ def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = No
         subprocess.run([quarto, "render", "--output-dir", str(out_dir)], cwd=project_root(), check=True)
         if index.exists():
             return index
-    pages = [render_notebook(path, out_dir) for path in notebooks]
-    return write_index(pages, index)
+    rendered = [render_markdown(path, out_dir) for path in pages or []]
+    rendered += [render_notebook(path, out_dir) for path in notebooks]
+    return write_index(rendered, index)

@@ -8,6 +8,7 @@ from typing import Any
 
 from helpers.config import load_settings
 from helpers.ingest import ingest
+from helpers.paths import resolve
 from helpers.reports import render_reports
 
 
@@ -30,7 +31,11 @@ def ingest_task(product: Any, resources_: dict[str, str], series_id: str, source
     path.write_text(report.to_json())
 
 
-def render_task(product: Any, upstream: Any, reports: str) -> None:
-    """Render every executed notebook upstream into ``reports/`` with an ``index.html``."""
-    notebooks = [Path(str(products["nb"])) for _, products in sorted(upstream.items())]
-    render_reports(notebooks, Path(reports), index=Path(str(product)))
+def render_task(product: Any, upstream: Any, reports: str, resources_: dict[str, str]) -> None:
+    """Render the problem statement and every executed notebook upstream into ``reports/``.
+
+    ``resources_`` names the Markdown pages (Ploomber re-runs the task when they change).
+    """
+    notebooks = [Path(str(upstream[name]["nb"])) for name in upstream]
+    pages = [resolve(path) for path in resources_.values()]
+    render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages)
