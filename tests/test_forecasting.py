@@ -8,23 +8,15 @@ import pytest
 
 from helpers import backtest as bt
 from helpers import forecasting as fc
+from tests.support import daily_series
 
 ALL = ["naive", "seasonal_naive", "window_average", "ses", "holt", "holt_winters", "ets", "auto_arima",
        "sarima_grid", "mstl", "prophet", "arimax_temperature", "prophet_temperature"]
 
 
-def _series(n=140, trend=0.0, season=10.0, noise=1.0, seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ds = pd.date_range("2020-01-01", periods=n, freq="1D")
-    t = np.arange(n)
-    y = 100 + trend * t + season * np.sin(2 * np.pi * t / 7) + rng.normal(0, noise, n)
-    return pd.DataFrame({"unique_id": "s", "ds": ds, "y": y, "workday": (ds.dayofweek < 5).astype(float),
-                         "degree_days": rng.uniform(0, 10, n)})
-
-
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_returns_h_points_with_ordered_intervals(name):
-    frame = _series()
+    frame = daily_series()
     (model,) = fc.model_catalog([7], 14, [name], has_temperature=True, has_workday=True)
     train, future = frame.iloc[:-14], frame.iloc[-14:].drop(columns="y")
     out = model.fit(train).predict(future.reset_index(drop=True))
@@ -42,28 +34,28 @@ def _rmse(name, frame, h=14):
 
 
 def test_seasonal_naive_beats_naive_on_a_seasonal_series():
-    frame = _series(season=10, noise=0.5)
+    frame = daily_series(season=10, noise=0.5)
     assert _rmse("seasonal_naive", frame) < 0.5 * _rmse("naive", frame)
 
 
 def test_holt_beats_simple_smoothing_on_a_trend():
-    frame = _series(trend=2.0, season=0.0, noise=1.0)
+    frame = daily_series(trend=2.0, season=0.0, noise=1.0)
     assert _rmse("holt", frame) < 0.5 * _rmse("ses", frame)
 
 
 def test_sarima_grid_uses_unit_root_tests_for_d():
     rng = np.random.default_rng(1)
-    walk = _series().assign(y=100 + np.cumsum(rng.normal(0, 1, 140)))
+    walk = daily_series().assign(y=100 + np.cumsum(rng.normal(0, 1, 140)))
     model = fc.SarimaGridModel(7).fit(walk)
     assert model.order_[1] == 1
-    noise = _series(season=0.0)
+    noise = daily_series(season=0.0)
     assert fc.SarimaGridModel(7).fit(noise).order_[1] == 0
 
 
 def test_covariate_models_need_their_covariates():
     (model,) = fc.model_catalog([7], 14, ["arimax_temperature"], True, True)
     with pytest.raises(ValueError, match="needs complete covariates"):
-        model.fit(_series().drop(columns="degree_days"))
+        model.fit(daily_series().drop(columns="degree_days"))
     assert fc.model_catalog([7], 14, ["arimax_temperature", "naive"], False, False)[0].name == "naive"
     with pytest.raises(ValueError, match="unknown models"):
         fc.model_catalog([7], 14, ["magic"], True, True)
@@ -88,7 +80,7 @@ class _Spy(fc.Forecaster):
 
 
 def test_splitter_never_leaks_the_future():
-    frame = _series(n=100)
+    frame = daily_series(n=100)
     cutoffs = bt.make_cutoffs(frame["ds"], h=7, n_folds=5, min_train=50)
     spy = _Spy()
     forecasts, timings = bt.backtest(frame, [spy], 7, cutoffs)
@@ -103,8 +95,8 @@ def test_make_cutoffs_rejects_impossible_requests():
         bt.make_cutoffs(pd.Series(pd.date_range("2020-01-01", periods=20)), h=14, n_folds=5, min_train=10)
 
 
-def test_backtest_needs_a_complete_series():
-    frame = _series(n=60)
+def test_backtest_needs_a_completedaily_series():
+    frame = daily_series(n=60)
     frame.loc[5, "y"] = np.nan
     with pytest.raises(ValueError, match="complete series"):
         bt.backtest(frame, [_Spy()], 7, [frame["ds"].iloc[30]])
@@ -150,7 +142,7 @@ def test_selection_ignores_the_evaluation_folds():
 
 
 def test_roles_segments_and_diagnostics():
-    frame = _series(n=120)
+    frame = daily_series(n=120)
     cutoffs = bt.make_cutoffs(frame["ds"], 7, 4, 60)
     forecasts, _ = bt.backtest(frame, [_Spy()], 7, cutoffs)
     roles = bt.assign_roles(forecasts, 2)

@@ -1,0 +1,95 @@
+"""The production forecast artifact: forecast paths with intervals plus metadata, as JSON.
+
+The artifact stores what the endpoint serves (each model's forecast path up to a maximum
+horizon, with 80% and 95% intervals) and what the report shows (each model's
+cross-validated metrics), so the two cannot disagree. It is written atomically: to a
+temporary file in the same folder, flushed, then renamed over the old one, so a reader sees
+the old artifact or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema_version", "created_utc", "series_id", "frequency", "training_start", "training_end",
+                 "data_sha256", "selected_model", "models", "parameters", "packages", "git_commit")
+PATH_KEYS = ("ds", "mean", "lo-80", "hi-80", "lo-95", "hi-95")
+BUILD_COMMAND = "make run"
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, unreadable or invalid; the message says what and how to rebuild it."""
+
+
+def write_artifact(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Validate ``payload`` and write it atomically to ``path``."""
+    validate_artifact(payload, source="the payload to write")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fail(source: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"{source}: {problem}. Rebuild the artifact with `{BUILD_COMMAND}`.")
+
+
+def validate_artifact(payload: Any, source: str = "artifact") -> dict[str, Any]:
+    """Check the structure and the numbers; raise :class:`ArtifactError` on the first problem."""
+    if not isinstance(payload, dict):
+        raise _fail(source, "not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise _fail(source, f"missing keys {missing}")
+    if payload["schema_version"] != SCHEMA_VERSION:
+        raise _fail(source, f"schema version {payload['schema_version']!r}, this code reads version {SCHEMA_VERSION}")
+    models = payload["models"]
+    if not isinstance(models, dict) or not models:
+        raise _fail(source, "no models")
+    if payload["selected_model"] not in models:
+        raise _fail(source, f"selected model {payload['selected_model']!r} is not among {sorted(models)}")
+    for name, model in models.items():
+        path = model.get("forecast") if isinstance(model, dict) else None
+        if not isinstance(path, dict) or any(k not in path for k in PATH_KEYS):
+            raise _fail(source, f"model {name!r} lacks a forecast path with {list(PATH_KEYS)}")
+        lengths = {len(path[k]) for k in PATH_KEYS}
+        if len(lengths) != 1 or 0 in lengths:
+            raise _fail(source, f"model {name!r} has forecast columns of different or zero length")
+        if list(path["ds"]) != sorted(path["ds"]):
+            raise _fail(source, f"model {name!r} forecast dates are not increasing")
+        for i in range(len(path["ds"])):
+            values = [path[k][i] for k in ("lo-95", "lo-80", "mean", "hi-80", "hi-95")]
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise _fail(source, f"model {name!r} has a non-finite forecast at {path['ds'][i]}")
+            if any(a > b + 1e-9 for a, b in zip(values, values[1:])):
+                raise _fail(source, f"model {name!r} intervals are not nested at {path['ds'][i]}")
+        if not isinstance(model.get("cv"), dict) or "rmse" not in model["cv"]:
+            raise _fail(source, f"model {name!r} lacks cross-validated metrics")
+    return payload
+
+
+def load_artifact(path: str | Path) -> dict[str, Any]:
+    """Read and validate the artifact at ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"no forecast artifact at {path}. Build it with `{BUILD_COMMAND}`.")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(str(path), f"corrupt JSON ({exc})") from exc
+    return validate_artifact(payload, source=str(path))
