@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -76,7 +77,9 @@ def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
     assert board.loc["arimax_temperature", "kind"].startswith("conditional")
     summary = cmp.accuracy_summary(comparison).set_index("what")
     assert summary["ratio to seasonal naive"].iloc[0] == pytest.approx(1.0)
-    models = cmp.artifact_models(cmp.prepare_frame(frame), comparison)
+    record = cmp.selection_record(comparison)
+    models = cmp.artifact_models(cmp.prepare_frame(frame), config, record["selected"], record["members"],
+                                 record["metrics"])
     assert set(models) == {*comparison.members, "ensemble"} and len(models["ensemble"]["forecast"]["ds"]) == 14
     assert pd.Timestamp(models["ensemble"]["forecast"]["ds"][0]) == frame["ds"].iloc[-1] + pd.Timedelta("1D")
     payload = _payload()
@@ -85,6 +88,13 @@ def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
     assert cmp.fold_table(comparison)["role"].value_counts().to_dict() == {"selection": 3, "evaluation": 3}
     assert len(cmp.backtest_residuals(comparison, "ses")) == 6 * 7
     assert not cmp.seasonal_errors(comparison, frame.set_index("ds")["workday"]).empty
+    selection = cmp.write_selection(comparison, tmp_path / "selection.json")
+    config_back, record_back = cmp.read_selection(selection)
+    assert config_back == replace(config, min_train=80) and record_back["selected"] == "seasonal_naive"
+    assert "not** 10% better" in cmp.justification(comparison)
+    assert len(cmp.in_sample_residuals(cmp.prepare_frame(frame), config, "ses")) > 100
+    assert len(cmp.plot_last_fold(comparison).data) == 4 * len(comparison.leaderboard())
+    assert len(cmp.plot_error_distributions(comparison).data) == len(comparison.leaderboard())
 
 
 def test_config_and_frame_checks():

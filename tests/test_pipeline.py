@@ -27,7 +27,8 @@ def test_every_task_runs_then_nothing_runs(built):
     _, first, second = built
     assert first["ran"].all(), first
     assert not second["ran"].any(), second
-    assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "reports"}
+    assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "model_comparison",
+                                  "fit_final", "reports"}
 
 
 @pytest.mark.slow
@@ -35,7 +36,8 @@ def test_reports_index_links_every_page(built):
     settings, _, _ = built
     index = (settings.reports / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
-    assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html"]
+    assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html",
+                     "model_comparison.html"]
     for link in links:
         assert (settings.reports / link).exists()
     page = (settings.reports / "data_quality.html").read_text()
@@ -46,7 +48,7 @@ def test_reports_index_links_every_page(built):
 @pytest.mark.slow
 def test_executed_notebook_has_no_errors_or_warnings(built):
     settings, _, _ = built
-    for name in ("data_quality", "eda", "hypothesis_tests"):
+    for name in ("data_quality", "eda", "hypothesis_tests", "model_comparison"):
         notebook = nbformat.read(settings.products / f"{name}.ipynb", as_version=4)
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
@@ -63,6 +65,23 @@ def test_hypothesis_report_shows_registry_hash_and_adjusted_p_values(built):
     page = (settings.reports / "hypothesis_tests.html").read_text()
     assert registry_hash(project_root() / "hypotheses.yaml") in page
     assert "p_adjusted" in page and "H7_correlation" in page
+
+
+@pytest.mark.slow
+def test_artifact_matches_the_report(built):
+    """The served numbers are the report's numbers: same selection, same CV metrics."""
+    from helpers.artifact import load_artifact
+    from helpers.comparison import read_selection
+
+    settings, _, _ = built
+    payload = load_artifact(settings.products / "model" / "forecast_artifact.json")
+    _, record = read_selection(settings.products / "model" / "selection.json")
+    assert payload["selected_model"] == record["selected"]
+    for name, model in payload["models"].items():
+        assert model["cv"] == record["metrics"][name]
+        assert len(model["forecast"]["ds"]) == settings.max_horizon
+    page = (settings.reports / "model_comparison.html").read_text()
+    assert f"{record['metrics'][record['selected']]['rmse']:.3f}" in page
 
 
 @pytest.mark.slow

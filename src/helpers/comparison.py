@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,6 +27,13 @@ class ComparisonConfig:
     models: tuple[str, ...]
     n_members: int = 3
     max_horizon: int = 28
+
+    @classmethod
+    def from_settings(cls, settings, grain: str) -> ComparisonConfig:
+        prefix = f"{grain}_"
+        return cls.parse(grain, getattr(settings, prefix + "horizon"), getattr(settings, prefix + "folds"),
+                         getattr(settings, prefix + "min_train"), getattr(settings, prefix + "models"),
+                         settings.max_horizon if grain == "daily" else settings.max_horizon * 24)
 
     @classmethod
     def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int) -> ComparisonConfig:
@@ -82,6 +91,8 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     has_temperature = bool(frame["temperature"].notna().all())
     has_workday = bool(frame["workday"].notna().all())
     models = model_catalog(config.season_lengths, config.horizon, config.models, has_temperature, has_workday)
+    # A short series keeps at least half of its points for training before the first cutoff.
+    config = replace(config, min_train=min(config.min_train, len(frame) // 2))
     cutoffs = bt.make_cutoffs(frame["ds"], config.horizon, config.n_folds, config.min_train)
     forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs)
     forecasts = bt.assign_roles(forecasts, config.n_selection)
@@ -122,27 +133,136 @@ def forecast_paths(frame: pd.DataFrame, config: ComparisonConfig, names: list[st
     return {m.name: m.fit(frame).predict(future, level).assign(ds=future["ds"]) for m in models}
 
 
-def artifact_models(frame: pd.DataFrame, comparison: Comparison) -> dict[str, dict]:
-    """The selected model, the ensemble members and the ensemble: paths plus CV metrics."""
-    names = list(dict.fromkeys([comparison.selected, *comparison.members]))
-    paths = forecast_paths(frame, comparison.config, names)
-    paths["ensemble"] = sum(paths[m][["mean", *interval_columns()]] for m in comparison.members) / len(comparison.members)
-    paths["ensemble"]["ds"] = paths[comparison.members[0]]["ds"]
-    board = comparison.leaderboard()
-    out = {}
-    for name, path in paths.items():
-        metrics = board.loc[name, ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "directional_accuracy"]]
-        out[name] = {
-            "members": comparison.members if name == "ensemble" else None,
-            "cv": {k: float(v) for k, v in metrics.items()},
+def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str, members: list[str],
+                    metrics: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """The selected model, the ensemble members and the ensemble: forecast paths plus CV metrics."""
+    names = list(dict.fromkeys([selected, *members]))
+    paths = forecast_paths(frame, config, names)
+    paths["ensemble"] = sum(paths[m][["mean", *interval_columns()]] for m in members) / len(members)
+    paths["ensemble"]["ds"] = paths[members[0]]["ds"]
+    return {
+        name: {
+            "members": members if name == "ensemble" else None,
+            "cv": metrics[name],
             "forecast": {"ds": [d.isoformat() for d in path["ds"]],
                          **{c: [float(x) for x in path[c]] for c in ["mean", *interval_columns()]}},
         }
-    return out
+        for name, path in paths.items()
+    }
+
+
+METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "directional_accuracy"]
+
+
+def selection_record(comparison: Comparison) -> dict:
+    """What the final fit needs: the config, the choice, and every model's evaluation metrics."""
+    board = comparison.leaderboard()
+    return {
+        "config": config_dict(comparison.config), "selected": comparison.selected, "members": comparison.members,
+        "metrics": {m: {k: float(board.loc[m, k]) for k in METRICS} for m in board.index},
+        "evaluation_cutoffs": [c.isoformat() for c in comparison.evaluation_cutoffs],
+    }
+
+
+def write_selection(comparison: Comparison, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(selection_record(comparison), indent=1))
+    return path
+
+
+def read_selection(path: str | Path) -> tuple[ComparisonConfig, dict]:
+    record = json.loads(Path(path).read_text())
+    config = record["config"]
+    config = ComparisonConfig(**{**config, "season_lengths": tuple(config["season_lengths"]),
+                                 "models": tuple(config["models"])})
+    return config, record
 
 
 def config_dict(config: ComparisonConfig) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def in_sample_residuals(frame: pd.DataFrame, config: ComparisonConfig, name: str) -> pd.Series:
+    """One-step-ahead in-sample residuals of ``name`` fitted on all of ``frame``."""
+    from helpers.forecasting import SarimaGridModel, StatsForecastModel
+
+    (model,) = model_catalog(config.season_lengths, config.horizon, [name], False, False)
+    y = frame["y"].to_numpy(dtype=float)
+    if isinstance(model, StatsForecastModel):
+        fitted = model.factory().forecast(y=y, h=1, fitted=True)["fitted"]
+    elif isinstance(model, SarimaGridModel):
+        fitted = model.fit(frame).model_.predict_in_sample()
+    else:
+        raise ValueError(f"no in-sample residuals for {name}")
+    return pd.Series(y - fitted, index=frame["ds"].to_numpy(), name=name).dropna()
+
+
+def justification(comparison: Comparison) -> str:
+    """The model choice in words, built from the evaluation-fold numbers."""
+    board = comparison.leaderboard()
+    chosen, base = comparison.selected, "seasonal_naive"
+    baselines = [m for m in ("naive", "seasonal_naive", "window_average") if m in board.index]
+    best_baseline = min(baselines, key=lambda m: board.loc[m, "rmse"])
+    ratio = board.loc[chosen, "rmse"] / board.loc[base, "rmse"]
+    margin = 1 - board.loc[chosen, "rmse"] / board.loc[best_baseline, "rmse"]
+    text = [
+        f"**{chosen}** was chosen because it had the lowest RMSE on the {len(comparison.selection_cutoffs)} "
+        f"selection folds among the models that need nothing about the future but its dates. On the "
+        f"{len(comparison.evaluation_cutoffs)} later evaluation folds, which played no part in the choice, its RMSE is "
+        f"{board.loc[chosen, 'rmse']:.3g} against {board.loc[base, 'rmse']:.3g} for seasonal naive "
+        f"(ratio {ratio:.3f}); its margin over the best baseline ({best_baseline}) is {margin:+.1%}.",
+        f"Its 80% and 95% intervals covered {board.loc[chosen, 'coverage_80']:.0%} and "
+        f"{board.loc[chosen, 'coverage_95']:.0%} of the actual values; it got the direction of change right "
+        f"{board.loc[chosen, 'directional_accuracy']:.0%} of the time; a fit and forecast took a median "
+        f"{board.loc[chosen, 'median fit+predict s']:.2f} s.",
+        f"The ensemble of {', '.join(comparison.members)} reached RMSE {board.loc['ensemble', 'rmse']:.3g} "
+        f"(ratio {board.loc['ensemble', 'rmse'] / board.loc[base, 'rmse']:.3f}).",
+    ]
+    if ratio > 0.9:
+        text.append(f"The selected model is **not** 10% better than seasonal naive on this series: the simple "
+                    f"weekly benchmark is hard to beat without outside information.")
+    if comparison.conditional:
+        best = min(comparison.conditional, key=lambda m: board.loc[m, "rmse"])
+        text.append(f"With the observed temperature of the forecast days, {best} reaches RMSE "
+                    f"{board.loc[best, 'rmse']:.3g} (ratio {board.loc[best, 'rmse'] / board.loc[base, 'rmse']:.3f}); "
+                    "this is a conditional forecast, only as good as a temperature forecast would be, so it is "
+                    "reported but not deployed.")
+    return "\n\n".join(text)
+
+
+def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
+    """Forecast against actual on the last fold, one panel per model, 80% and 95% bands."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    models = models or [m for m in comparison.leaderboard().index]
+    last = comparison.forecasts[comparison.forecasts["cutoff"] == comparison.forecasts["cutoff"].max()]
+    fig = make_subplots(rows=len(models), cols=1, shared_xaxes=True, subplot_titles=models, vertical_spacing=0.02)
+    for i, m in enumerate(models, start=1):
+        for lv, opacity in ((95, 0.15), (80, 0.3)):
+            fig.add_scatter(x=list(last["ds"]) + list(last["ds"][::-1]),
+                            y=list(last[f"{m}-hi-{lv}"]) + list(last[f"{m}-lo-{lv}"][::-1]), fill="toself",
+                            line=dict(width=0), fillcolor=f"rgba(31,119,180,{opacity})", showlegend=False,
+                            hoverinfo="skip", row=i, col=1)
+        fig.add_scatter(x=last["ds"], y=last[m], line=dict(color="#1f77b4"), showlegend=False, row=i, col=1)
+        fig.add_scatter(x=last["ds"], y=last["y"], line=dict(color="black", dash="dot"), showlegend=False, row=i, col=1)
+    fig.update_layout(title="Last fold: forecast (blue, 80/95% bands) against actual (dotted)",
+                      height=170 * len(models) + 80, margin=dict(t=70, b=30, l=60, r=20))
+    return fig
+
+
+def plot_error_distributions(comparison: Comparison):
+    """Forecast errors (actual - forecast) per model on the evaluation folds."""
+    import plotly.graph_objects as go
+
+    evaluation = comparison.forecasts[comparison.forecasts["role"] == "evaluation"]
+    fig = go.Figure()
+    for m in comparison.leaderboard().index:
+        fig.add_box(y=evaluation["y"] - evaluation[m], name=m, boxmean=True)
+    fig.update_layout(title="Forecast errors on the evaluation folds", yaxis_title="actual - forecast",
+                      showlegend=False, height=400, margin=dict(t=50, b=80, l=60, r=20))
+    return fig
 
 
 def backtest_residuals(comparison: Comparison, name: str) -> pd.Series:

@@ -26,6 +26,10 @@ ENV_PREFIX = "HELPERS_"
 BACKENDS = ("duckdb", "snowflake")
 
 
+_POSITIVE_INTS = ("daily_horizon", "daily_folds", "daily_min_train", "hourly_horizon", "hourly_folds",
+                  "hourly_min_train", "max_horizon")
+
+
 class ConfigError(ValueError):
     """A setting is missing or has a value that is not allowed."""
 
@@ -61,6 +65,15 @@ class Settings:
     target_min: float | None
     target_max: float | None
     max_fill_steps: int
+    daily_horizon: int
+    daily_folds: int
+    daily_min_train: int
+    daily_models: str
+    hourly_horizon: int
+    hourly_folds: int
+    hourly_min_train: int
+    hourly_models: str
+    max_horizon: int
     warehouse_backend: Literal["duckdb", "snowflake"]
     warehouse_path: Path
     products: Path
@@ -82,7 +95,15 @@ class Settings:
             raise ConfigError(f"max_fill_steps must be a whole number, got {raw['max_fill_steps']!r}") from None
         if max_fill < 0:
             raise ConfigError(f"max_fill_steps must be >= 0, got {max_fill}")
-        for key in ("series_id", "timestamp_col", "target_col", "freq"):
+        counts = {}
+        for key in _POSITIVE_INTS:
+            try:
+                counts[key] = int(raw[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a whole number, got {raw[key]!r}") from None
+            if counts[key] < 1:
+                raise ConfigError(f"{key} must be at least 1, got {counts[key]}")
+        for key in ("series_id", "timestamp_col", "target_col", "freq", "daily_models", "hourly_models"):
             if _optional(raw[key]) is None:
                 raise ConfigError(f"setting {key!r} must not be empty")
         return cls(
@@ -96,6 +117,9 @@ class Settings:
             target_min=_optional_float("target_min", raw["target_min"]),
             target_max=_optional_float("target_max", raw["target_max"]),
             max_fill_steps=max_fill,
+            **counts,
+            daily_models=str(raw["daily_models"]).strip(),
+            hourly_models=str(raw["hourly_models"]).strip(),
             warehouse_backend=backend,  # type: ignore[arg-type]
             warehouse_path=resolve(str(raw["warehouse_path"])),
             products=resolve(str(raw["products"])),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ def setup(**parameters: Any) -> Settings:
     HTML reports (the ``notebook`` renderer embeds plotly.js once per page).
     """
     pio.renderers.default = "plotly_mimetype+notebook"
+    # statsforecast/prophet import tqdm.auto, which warns in a kernel without ipywidgets;
+    # progress bars are never shown in the reports, so this one warning is noise.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.max_colwidth", 120)  # room for a full SHA-256
     return load_settings(**{k: v for k, v in parameters.items() if k not in ("upstream", "product")})

@@ -39,3 +39,35 @@ def render_task(product: Any, upstream: Any, reports: str, resources_: dict[str,
     notebooks = [Path(str(upstream[name]["nb"])) for name in upstream]
     pages = [resolve(path) for path in resources_.values()]
     render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages)
+
+
+def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
+                   max_fill_steps: str, profile: str) -> None:
+    """Fit the selected daily model, its ensemble members and the ensemble on all data; write the artifact."""
+    from helpers import artifact, comparison
+    from helpers.provenance import file_sha256, git_commit, package_versions, utc_now
+    from helpers.series import load_series
+    from helpers.warehouse import Warehouse
+
+    settings = load_settings(series_id=series_id, warehouse_backend=warehouse_backend,
+                             warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile)
+    config, record = comparison.read_selection(upstream["model_comparison"]["selection"])
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        view = load_series(warehouse, settings.series_id, "daily", max_fill_steps=settings.max_fill_steps)
+    frame = comparison.prepare_frame(view)
+    payload = {
+        "schema_version": artifact.SCHEMA_VERSION,
+        "created_utc": utc_now().isoformat(timespec="seconds"),
+        "series_id": settings.series_id,
+        "frequency": config.freq,
+        "training_start": frame["ds"].iloc[0].isoformat(),
+        "training_end": frame["ds"].iloc[-1].isoformat(),
+        "data_sha256": file_sha256(settings.source_file),
+        "selected_model": record["selected"],
+        "models": comparison.artifact_models(frame, config, record["selected"], record["members"], record["metrics"]),
+        "evaluation_cutoffs": record["evaluation_cutoffs"],
+        "parameters": {**settings.as_env(), "comparison": comparison.config_dict(config)},
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+    }
+    artifact.write_artifact(Path(str(product)), payload)
