@@ -6,7 +6,9 @@ the obvious alternative measured in the same run:
 - validation of the default file (the data-quality checks) against plain parsing;
 - ingest into DuckDB against the same ingest through the Snowflake code path (fakesnow);
 - rolling mean / lags / week-over-week change in SQL window functions against pandas;
-- the whole pipeline (fast profile, fresh folder) with per-task times from Ploomber.
+- the whole pipeline (fast profile, fresh folder) with per-task times from Ploomber;
+- the full-profile model comparison: seconds per model per fold, and pmdarima's
+  auto_arima against statsforecast's AutoARIMA on the same five daily folds.
 
 Later work adds its own sections to ``BENCHMARKS``.
 """
@@ -104,10 +106,65 @@ def bench_pipeline(tmp: Path) -> dict:
     }
 
 
+def bench_models(settings, repeat: int, tmp: Path) -> dict:
+    """Full-profile daily and hourly comparisons: time per model per fold, and the two ARIMA
+    engines (pmdarima's auto_arima against statsforecast's AutoARIMA) on the same folds."""
+    import numpy as np
+    import pmdarima as pm
+
+    from helpers import backtest as bt
+    from helpers import comparison
+    from helpers.forecasting import Forecaster, interval_columns
+    from helpers.series import load_series
+
+    class PmdAutoArima(Forecaster):
+        name, family = "pmdarima_auto_arima", "ARIMA"
+
+        def fit(self, train):
+            self.model_ = pm.auto_arima(train["y"].to_numpy(), m=7, seasonal=True, suppress_warnings=True,
+                                        error_action="ignore")
+            return self
+
+        def predict(self, future, level=(80, 95)):
+            out = {"mean": self.model_.predict(len(future))}
+            for lv in level:
+                _, bounds = self.model_.predict(len(future), return_conf_int=True, alpha=1 - lv / 100)
+                out[f"lo-{lv}"], out[f"hi-{lv}"] = bounds[:, 0], bounds[:, 1]
+            return pd.DataFrame(out)[["mean", *interval_columns(level)]]
+
+    with Warehouse.from_settings(settings, read_only=True) as wh:
+        daily = comparison.prepare_frame(load_series(wh, settings.series_id, "daily"))
+        hourly = comparison.prepare_frame(load_series(wh, settings.series_id, "hourly"))
+    results = {}
+    for grain, frame in (("daily", daily), ("hourly", hourly)):
+        start = time.perf_counter()
+        run = comparison.run_comparison(frame, comparison.ComparisonConfig.from_settings(settings, grain))
+        results[f"{grain}_comparison_total_s"] = time.perf_counter() - start
+        results[f"{grain}_seconds_per_fold_median"] = run.timings.groupby("model")["seconds"].median().to_dict()
+        results[f"{grain}_rmse_evaluation_folds"] = run.leaderboard()["rmse"].to_dict()
+
+    config = comparison.ComparisonConfig.from_settings(settings, "daily")
+    cutoffs = bt.make_cutoffs(daily["ds"], config.horizon, 5, config.min_train)
+    from helpers.forecasting import model_catalog
+
+    engines = [model_catalog((7,), config.horizon, ["auto_arima"], False, False)[0], PmdAutoArima()]
+    forecasts, timings = bt.backtest(daily, engines, config.horizon, cutoffs)
+    rmse = {m: float(np.sqrt(((forecasts["y"] - forecasts[m]) ** 2).mean())) for m in ("auto_arima", "pmdarima_auto_arima")}
+    seconds = timings.groupby("model")["seconds"].median()
+    results["arima_engines_daily_5_folds"] = {
+        "statsforecast_AutoARIMA": {"median_fit_s": float(seconds["auto_arima"]), "rmse": rmse["auto_arima"]},
+        "pmdarima_auto_arima": {"median_fit_s": float(seconds["pmdarima_auto_arima"]),
+                                "rmse": rmse["pmdarima_auto_arima"]},
+        "time_ratio_pmdarima_over_statsforecast": float(seconds["pmdarima_auto_arima"] / seconds["auto_arima"]),
+    }
+    return results
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
     "pipeline": lambda settings, repeat, tmp: bench_pipeline(tmp),
+    "models": bench_models,
 }
 
 
