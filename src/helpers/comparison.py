@@ -220,8 +220,8 @@ def justification(comparison: Comparison) -> str:
         f"(ratio {board.loc['ensemble', 'rmse'] / board.loc[base, 'rmse']:.3f}).",
     ]
     if ratio > 0.9:
-        text.append(f"The selected model is **not** 10% better than seasonal naive on this series: the simple "
-                    f"weekly benchmark is hard to beat without outside information.")
+        text.append("The selected model is **not** 10% better than seasonal naive on this series: the simple "
+                    "weekly benchmark is hard to beat without outside information.")
     if comparison.conditional:
         best = min(comparison.conditional, key=lambda m: board.loc[m, "rmse"])
         text.append(f"With the observed temperature of the forecast days, {best} reaches RMSE "
@@ -233,7 +233,6 @@ def justification(comparison: Comparison) -> str:
 
 def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
     """Forecast against actual on the last fold, one panel per model, 80% and 95% bands."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     models = models or [m for m in comparison.leaderboard().index]
