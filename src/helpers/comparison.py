@@ -99,10 +99,12 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     scores = bt.score(forecasts, frame, config.season_lengths[0])
     # Production candidates need nothing about the future but its dates.
     candidates = [m.name for m in models if not m.covariates]
-    selected, members = bt.select(scores, sorted(forecasts.loc[forecasts["role"] == "selection", "cutoff"].unique()),
-                                  candidates, config.n_members)
+    selected, members = bt.select(scores, sorted(cutoffs)[:config.n_selection], candidates, config.n_members)
     forecasts = bt.add_ensemble(forecasts, members)
-    scores = bt.score(forecasts, frame, config.season_lengths[0])
+    ensemble_columns = ["ensemble", *[f"ensemble-{c}" for c in interval_columns()]]
+    ensemble_scores = bt.score(forecasts[["unique_id", "ds", "cutoff", "y", *ensemble_columns]], frame,
+                               config.season_lengths[0])
+    scores = pd.concat([scores, ensemble_scores], ignore_index=True)
     return Comparison(config, forecasts, timings, scores, selected, members, candidates,
                       conditional=[m.name for m in models if m.conditional],
                       calendar=[m.name for m in models if m.covariates and not m.conditional])
@@ -138,8 +140,12 @@ def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str
     """The selected model, the ensemble members and the ensemble: forecast paths plus CV metrics."""
     names = list(dict.fromkeys([selected, *members]))
     paths = forecast_paths(frame, config, names)
-    paths["ensemble"] = sum(paths[m][["mean", *interval_columns()]] for m in members) / len(members)
-    paths["ensemble"]["ds"] = paths[members[0]]["ds"]
+    # The same ensemble formula as in the backtest, on the members' paths side by side.
+    wide = pd.concat([paths[m].drop(columns="ds").add_prefix(f"{m}-").rename(columns={f"{m}-mean": m})
+                      for m in members], axis=1)
+    combined = bt.add_ensemble(wide, members)
+    paths["ensemble"] = pd.DataFrame({"ds": paths[members[0]]["ds"], "mean": combined["ensemble"],
+                                      **{c: combined[f"ensemble-{c}"] for c in interval_columns()}})
     return {
         name: {
             "members": members if name == "ensemble" else None,

@@ -51,6 +51,16 @@ def _optional_float(key: str, value: Any) -> float | None:
         raise ConfigError(f"setting {key!r} must be a number or empty, got {value!r}") from None
 
 
+def _whole_number(key: str, value: Any, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {number}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of ``env.yaml``; see that file for what each key means."""
@@ -89,20 +99,8 @@ class Settings:
         backend = str(raw["warehouse_backend"]).strip().lower()
         if backend not in BACKENDS:
             raise ConfigError(f"warehouse_backend must be one of {BACKENDS}, got {raw['warehouse_backend']!r}")
-        try:
-            max_fill = int(raw["max_fill_steps"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"max_fill_steps must be a whole number, got {raw['max_fill_steps']!r}") from None
-        if max_fill < 0:
-            raise ConfigError(f"max_fill_steps must be >= 0, got {max_fill}")
-        counts = {}
-        for key in _POSITIVE_INTS:
-            try:
-                counts[key] = int(raw[key])
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key} must be a whole number, got {raw[key]!r}") from None
-            if counts[key] < 1:
-                raise ConfigError(f"{key} must be at least 1, got {counts[key]}")
+        max_fill = _whole_number("max_fill_steps", raw["max_fill_steps"], minimum=0)
+        counts = {key: _whole_number(key, raw[key], minimum=1) for key in _POSITIVE_INTS}
         for key in ("series_id", "timestamp_col", "target_col", "freq", "daily_models", "hourly_models"):
             if _optional(raw[key]) is None:
                 raise ConfigError(f"setting {key!r} must not be empty")
