@@ -2,7 +2,7 @@
 
 nbval runs the notebooks in ``notebooks/`` with their default parameters, which fall back
 to the project settings. Here the session selects the fast ``test`` profile and ingests the
-default data into a temporary warehouse, so the notebooks read real data without touching
+default data and generates the configured A/B experiments into a temporary warehouse, so the notebooks read real data without touching
 the user's ``data/warehouse.duckdb``.
 """
 
@@ -19,7 +19,9 @@ _TMP = Path(tempfile.mkdtemp(prefix="helpers-test-"))
 
 def pytest_sessionstart(session):
     from helpers.config import load_settings
+    from helpers.experiments import load_task_data
     from helpers.ingest import ingest
+    from helpers.warehouse import Warehouse
 
     os.environ.update({
         "HELPERS_PROFILE": "test",
@@ -27,7 +29,10 @@ def pytest_sessionstart(session):
         "HELPERS_PRODUCTS": str(_TMP / "products"),
         "HELPERS_REPORTS": str(_TMP / "reports"),
     })
-    ingest(load_settings())
+    settings = load_settings()
+    ingest(settings)
+    with Warehouse.from_settings(settings) as warehouse:
+        load_task_data(warehouse, settings)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -8,7 +8,12 @@ the obvious alternative measured in the same run:
 - rolling mean / lags / week-over-week change in SQL window functions against pandas;
 - the whole pipeline (fast profile, fresh folder) with per-task times from Ploomber;
 - the full-profile model comparison: seconds per model per fold, and pmdarima's
-  auto_arima against statsforecast's AutoARIMA on the same five daily folds.
+  auto_arima against statsforecast's AutoARIMA on the same five daily folds;
+- A/B conversion analysis on the same two-arm data (10,000 users per arm): the exact
+  closed-form P(B > A), the whole closed-form analysis, and PyMC NUTS (4 chains x 1,000
+  draws, warm), with the largest difference between the two.
+
+``--only`` runs some sections and keeps the others' last results in the output file.
 
 Later work adds its own sections to ``BENCHMARKS``.
 """
@@ -160,11 +165,46 @@ def bench_models(settings, repeat: int, tmp: Path) -> dict:
     return results
 
 
+def bench_ab(settings, repeat: int, tmp: Path) -> dict:
+    import numpy as np
+
+    from helpers import abtest as ab
+
+    rng = np.random.default_rng(settings.ab_seed)
+    users = 10_000
+    conversions = rng.binomial(users, [0.10, 0.11])
+    summary = pd.DataFrame({"variant": ["control", "treatment"], "users": users, "conversions": conversions})
+    (a_c, b_c), (a_v, b_v) = ab.beta_parameters(summary)[["a", "b"]].to_numpy()
+    config = ab.ABConfig(draws=settings.ab_draws, seed=settings.ab_seed, pymc_draws=1000, pymc_chains=4)
+    exact_repeat = max(repeat, 1) * 200
+    ab.pymc_conversion(summary, config)  # compile and warm up once
+    idata = {}
+
+    def nuts():
+        idata["last"] = ab.pymc_conversion(summary, config)
+
+    results = {
+        "users_per_arm": users, "conversions": [int(c) for c in conversions],
+        "closed_form_exact_p_beat": timed(lambda: ab.prob_beats(a_c, b_c, a_v, b_v), exact_repeat),
+        "closed_form_full_analysis": timed(lambda: ab.conversion_analysis(summary, config), repeat),
+        "pymc_nuts_4x1000_warm": timed(nuts, min(repeat, 3)),
+    }
+    check = ab.cross_check(summary, idata["last"], config)
+    results["agreement"] = {"max_abs_difference": float(check["difference"].abs().max()),
+                            "all_within_4_mcse": bool(check["agree"].all()),
+                            "p_beat_closed_form": float(check["closed form"].iloc[-1]),
+                            "p_beat_pymc": float(check["PyMC"].iloc[-1])}
+    results["speedup_exact_vs_pymc"] = (results["pymc_nuts_4x1000_warm"]["median_s"]
+                                        / results["closed_form_exact_p_beat"]["median_s"])
+    return results
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
     "pipeline": lambda settings, repeat, tmp: bench_pipeline(tmp),
     "models": bench_models,
+    "ab": bench_ab,
 }
 
 
@@ -175,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
     args = parser.parse_args(argv)
     settings = load_settings()
+    previous = json.loads(args.output.read_text()) if args.only and args.output.exists() else {}
     results = {
+        **previous,
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
         "git_commit": git_commit(),
         "packages": package_versions(),

@@ -105,3 +105,21 @@ def test_config_and_frame_checks():
     frame = pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=3), "y": [1.0, None, 2.0], "temperature": 1.0})
     with pytest.raises(ValueError, match="still missing"):
         cmp.prepare_frame(frame)
+
+
+def test_calendar_models_are_candidates_only_with_a_holiday_calendar():
+    frame = cmp.prepare_frame(daily_series(n=120).assign(temperature=20.0, filled=False))
+    names = "seasonal_naive,ets_calendar"
+    without = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14))
+    assert without.calendar == ["ets_calendar"] and without.candidates == ["seasonal_naive"]
+    config = cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14, "AU", "VIC")
+    comparison = cmp.run_comparison(frame, config)
+    assert comparison.candidates == ["seasonal_naive", "ets_calendar"]
+    assert comparison.leaderboard().loc["ets_calendar", "kind"] == "calendar (work days)"
+    # The artifact's future work days come from the calendar: Good Friday 2020 is 10 April.
+    short = frame[frame["ds"] <= "2020-04-05"]
+    paths = cmp.forecast_paths(short, config, ["ets_calendar"])
+    assert len(paths["ets_calendar"]) == 14
+    future = config.with_calendar(paths["ets_calendar"][["ds"]])
+    assert future.set_index("ds").loc["2020-04-10", "workday"] == 0.0
+    assert len(cmp.in_sample_residuals(frame, config, "ets_calendar")) > 100

@@ -41,6 +41,9 @@ def test_keyword_overrides_win_and_none_is_ignored(clean_env, monkeypatch):
     ({"target_min": "low"}, "must be a number"),
     ({"target_col": " "}, "must not be empty"),
     ({"colour": "blue"}, "unknown settings"),
+    ({"holiday_country": "XX"}, "holiday_country 'XX' is not an ISO 3166 code"),
+    ({"holiday_subdiv": "Atlantis"}, "allowed: ACT, NSW"),
+    ({"holiday_country": "", "holiday_subdiv": "VIC"}, "holiday_subdiv needs holiday_country"),
 ])
 def test_bad_values_are_rejected_with_what_is_allowed(clean_env, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -11,7 +11,8 @@ from helpers import forecasting as fc
 from tests.support import daily_series
 
 ALL = ["naive", "seasonal_naive", "window_average", "ses", "holt", "holt_winters", "ets", "auto_arima",
-       "sarima_grid", "mstl", "prophet", "arimax_temperature", "prophet_temperature"]
+       "sarima_grid", "mstl", "prophet", "ets_calendar", "holt_winters_calendar", "arima_workday",
+       "arimax_temperature", "prophet_temperature"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -43,6 +44,47 @@ def test_holt_beats_simple_smoothing_on_a_trend():
     assert _rmse("holt", frame) < 0.5 * _rmse("ses", frame)
 
 
+def _with_holidays(frame, holidays, effect):
+    """Public holidays on the given weekdays: work day 0 and demand lowered by ``effect``."""
+    is_holiday = frame["ds"].isin(pd.to_datetime(holidays))
+    return frame.assign(y=frame["y"] - effect * is_holiday, workday=frame["workday"].where(~is_holiday, 0.0))
+
+
+def test_calendar_adjustment_recovers_a_known_holiday_effect():
+    # Weekday holidays with a known drop of 30; the last one falls on the final training day.
+    holidays = ["2020-01-21", "2020-02-18", "2020-03-17", "2020-04-06"]
+    frame = _with_holidays(daily_series(n=111, season=10, noise=0.5), holidays, effect=30)
+    train, future = frame.iloc[:-14], frame.iloc[-14:]
+    adjusted = fc.CalendarAdjusted("ets_calendar", fc.model_catalog([7], 14, ["ets"], False, False)[0])
+    adjusted.fit(train)
+    assert adjusted.effect_ == pytest.approx(-30, abs=2)
+    # The plain model's level is dragged down by the holiday at the cutoff; the adjusted one is not.
+    assert _rmse("ets_calendar", frame) < 0.5 * _rmse("ets", frame)
+    # A future holiday gets the effect added back.
+    future = future.assign(workday=np.where(future["ds"] == "2020-04-14", 0.0, future["workday"]))
+    out = adjusted.predict(future.drop(columns="y").reset_index(drop=True))
+    plain = adjusted.base.predict(future.drop(columns="y").reset_index(drop=True))
+    assert ((out - plain).abs().sum(axis=1) > 0).sum() == 1
+    fitted = adjusted.fitted_values(train)
+    assert len(fitted) == len(train) and np.nanstd(train["y"].to_numpy() - fitted) < 5
+
+
+def test_calendar_adjustment_without_holidays_is_the_base_model():
+    frame = daily_series(n=60)
+    adjusted = fc.model_catalog([7], 14, ["holt_winters_calendar"], False, True)[0].fit(frame)
+    assert adjusted.effect_ == 0.0
+
+
+def test_in_sample_fits_where_defined():
+    frame = daily_series(n=80)
+    for name in ("ses", "sarima_grid", "prophet"):
+        (model,) = fc.model_catalog([7], 14, [name], False, True)
+        assert len(model.fitted_values(frame)) == len(frame)
+    (model,) = fc.model_catalog([7], 14, ["arima_workday"], False, True)
+    with pytest.raises(NotImplementedError, match="no in-sample"):
+        model.fitted_values(frame)
+
+
 def test_sarima_grid_uses_unit_root_tests_for_d():
     rng = np.random.default_rng(1)
     walk = daily_series().assign(y=100 + np.cumsum(rng.normal(0, 1, 140)))
@@ -57,8 +99,9 @@ def test_covariate_models_need_their_covariates():
     with pytest.raises(ValueError, match="needs complete covariates"):
         model.fit(daily_series().drop(columns="degree_days"))
     assert fc.model_catalog([7], 14, ["arimax_temperature", "naive"], False, False)[0].name == "naive"
-    with pytest.raises(ValueError, match="unknown models"):
-        fc.model_catalog([7], 14, ["magic"], True, True)
+    with pytest.raises(ValueError, match="unknown models.*ets_calendar"):
+        fc.model_catalog([7], 14, ["magic"], False, False)
+    assert [m.name for m in fc.model_catalog([7], 14, ["ets_calendar", "ses"], True, False)] == ["ses"]
 
 
 class _Spy(fc.Forecaster):

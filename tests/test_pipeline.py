@@ -27,8 +27,9 @@ def test_every_task_runs_then_nothing_runs(built):
     _, first, second = built
     assert first["ran"].all(), first
     assert not second["ran"].any(), second
+    experiments = {f"bayesian_ab-{name}" for name in ("checkout_flow", "homepage_aa", "pricing_page", "banner_srm")}
     assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "model_comparison",
-                                  "fit_final", "reports"}
+                                  "fit_final", "experiments", "reports"} | experiments
 
 
 @pytest.mark.slow
@@ -37,7 +38,8 @@ def test_reports_index_links_every_page(built):
     index = (settings.reports / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
     assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html",
-                     "model_comparison.html"]
+                     "model_comparison.html", "bayesian_ab-checkout_flow.html", "bayesian_ab-homepage_aa.html",
+                     "bayesian_ab-pricing_page.html", "bayesian_ab-banner_srm.html"]
     for link in links:
         assert (settings.reports / link).exists()
     page = (settings.reports / "data_quality.html").read_text()
@@ -48,8 +50,10 @@ def test_reports_index_links_every_page(built):
 @pytest.mark.slow
 def test_executed_notebook_has_no_errors_or_warnings(built):
     settings, _, _ = built
-    for name in ("data_quality", "eda", "hypothesis_tests", "model_comparison"):
-        notebook = nbformat.read(settings.products / f"{name}.ipynb", as_version=4)
+    executed = sorted(settings.products.rglob("*.ipynb"))
+    assert len(executed) == 8  # four series notebooks, four experiments
+    for path in executed:
+        notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
                 assert output["output_type"] != "error"

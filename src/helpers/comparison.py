@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 from helpers import backtest as bt
 from helpers.forecasting import DEFAULT_LEVELS, Forecaster, interval_columns, model_catalog
 from helpers.hypotheses import DEGREE_DAY_BASE
+from helpers.workdays import workday_flags
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,20 @@ class ComparisonConfig:
     models: tuple[str, ...]
     n_members: int = 3
     max_horizon: int = 28
+    holiday_country: str | None = None
+    holiday_subdiv: str | None = None
 
     @classmethod
     def from_settings(cls, settings, grain: str) -> ComparisonConfig:
         prefix = f"{grain}_"
         return cls.parse(grain, getattr(settings, prefix + "horizon"), getattr(settings, prefix + "folds"),
                          getattr(settings, prefix + "min_train"), getattr(settings, prefix + "models"),
-                         settings.max_horizon if grain == "daily" else settings.max_horizon * 24)
+                         settings.max_horizon if grain == "daily" else settings.max_horizon * 24,
+                         settings.holiday_country, settings.holiday_subdiv)
 
     @classmethod
-    def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int) -> ComparisonConfig:
+    def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int,
+              holiday_country: str | None = None, holiday_subdiv: str | None = None) -> ComparisonConfig:
         seasons = {"daily": ("1D", (7,)), "hourly": ("1h", (24, 168))}
         if grain not in seasons:
             raise ValueError(f"grain must be 'daily' or 'hourly', got {grain!r}")
@@ -45,7 +51,23 @@ class ComparisonConfig:
             raise ValueError("n_folds must be at least 2 (selection and evaluation)")
         freq, season_lengths = seasons[grain]
         return cls(grain, freq, season_lengths, horizon, n_folds, n_folds // 2, min_train, names,
-                   max_horizon=max_horizon)
+                   max_horizon=max_horizon, holiday_country=holiday_country, holiday_subdiv=holiday_subdiv)
+
+    def with_calendar(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with ``workday`` from the holiday calendar when one is configured.
+
+        Calendar models then see the same flag in the backtest as in production, where only
+        the calendar knows the future; without a calendar the observed flag is kept.
+        """
+        if not self.holiday_country:
+            return frame
+        return frame.assign(workday=workday_flags(frame["ds"], self.holiday_country, self.holiday_subdiv).to_numpy())
+
+    def build(self, names: Sequence[str], frame: pd.DataFrame) -> list[Forecaster]:
+        """Fresh instances of ``names`` for a frame prepared by ``with_calendar``."""
+        return model_catalog(self.season_lengths, self.horizon, names,
+                             has_temperature="temperature" in frame and bool(frame["temperature"].notna().all()),
+                             has_workday="workday" in frame and bool(frame["workday"].notna().all()))
 
 
 @dataclass
@@ -73,7 +95,7 @@ class Comparison:
         board = bt.leaderboard(self.scores, self.evaluation_cutoffs)
         board["median fit+predict s"] = self.timings.groupby("model")["seconds"].median()
         kinds = {**{m: "conditional (observed future temperature)" for m in self.conditional},
-                 **{m: "calendar regressor (work-day flag)" for m in self.calendar}, "ensemble": "ensemble"}
+                 **{m: "calendar (work days)" for m in self.calendar}, "ensemble": "ensemble"}
         board["kind"] = [kinds.get(m, "univariate") for m in board.index]
         return board
 
@@ -87,18 +109,20 @@ def prepare_frame(view: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
-    """Backtest every model, choose on the selection folds, add the ensemble, score everything."""
-    has_temperature = bool(frame["temperature"].notna().all())
-    has_workday = bool(frame["workday"].notna().all())
-    models = model_catalog(config.season_lengths, config.horizon, config.models, has_temperature, has_workday)
+    """Backtest every model, choose on the selection folds, add the ensemble, score everything.
+
+    Production candidates need nothing about the future but its dates: univariate models,
+    and calendar models when a holiday calendar is configured.
+    """
+    frame = config.with_calendar(frame)
+    models = config.build(config.models, frame)
     # A short series keeps at least half of its points for training before the first cutoff.
     config = replace(config, min_train=min(config.min_train, len(frame) // 2))
     cutoffs = bt.make_cutoffs(frame["ds"], config.horizon, config.n_folds, config.min_train)
     forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs)
     forecasts = bt.assign_roles(forecasts, config.n_selection)
     scores = bt.score(forecasts, frame, config.season_lengths[0])
-    # Production candidates need nothing about the future but its dates.
-    candidates = [m.name for m in models if not m.covariates]
+    candidates = [m.name for m in models if not m.covariates or (config.holiday_country and not m.conditional)]
     selected, members = bt.select(scores, sorted(cutoffs)[:config.n_selection], candidates, config.n_members)
     forecasts = bt.add_ensemble(forecasts, members)
     ensemble_columns = ["ensemble", *[f"ensemble-{c}" for c in interval_columns()]]
@@ -114,13 +138,15 @@ def accuracy_summary(comparison: Comparison) -> pd.DataFrame:
     """RMSE ratios against seasonal naive on the evaluation folds."""
     board = comparison.leaderboard()
     baseline = float(board.loc["seasonal_naive", "rmse"])
-    univariate = [m for m in board.index if m in comparison.candidates or m == "ensemble"]
-    rows = [("selected model (chosen on selection folds)", comparison.selected),
-            ("ensemble", "ensemble"),
-            ("best univariate model on evaluation folds", univariate[0])]
-    if comparison.conditional:
-        best_conditional = [m for m in board.index if m in comparison.conditional][0]
-        rows.append(("best conditional model (uses observed temperature)", best_conditional))
+    rows = [("selected model (chosen on selection folds)", comparison.selected), ("ensemble", "ensemble")]
+    groups = [("best univariate model", [m for m in comparison.candidates if m not in comparison.calendar]),
+              ("best calendar model (holiday-calendar work days)",
+               [m for m in comparison.candidates if m in comparison.calendar]),
+              ("best conditional model (uses observed temperature)", comparison.conditional)]
+    for what, names in groups:
+        ranked = [m for m in board.index if m in names]
+        if ranked:
+            rows.append((f"{what} on evaluation folds", ranked[0]))
     return pd.DataFrame([{"what": what, "model": m, "rmse": float(board.loc[m, "rmse"]),
                           "seasonal naive rmse": baseline, "ratio to seasonal naive": float(board.loc[m, "rmse"]) / baseline}
                          for what, m in rows])
@@ -128,10 +154,16 @@ def accuracy_summary(comparison: Comparison) -> pd.DataFrame:
 
 def forecast_paths(frame: pd.DataFrame, config: ComparisonConfig, names: list[str],
                    level=DEFAULT_LEVELS) -> dict[str, pd.DataFrame]:
-    """Fit each named (univariate) model on all of ``frame`` and forecast ``max_horizon`` steps."""
-    models: list[Forecaster] = model_catalog(config.season_lengths, config.max_horizon, names, False, False)
+    """Fit each named production candidate on all of ``frame`` and forecast ``max_horizon`` steps.
+
+    Future work days come from the holiday calendar; without one only univariate models
+    can be fitted here.
+    """
     start = frame["ds"].iloc[-1] + pd.tseries.frequencies.to_offset(config.freq)
-    future = pd.DataFrame({"ds": pd.date_range(start, periods=config.max_horizon, freq=config.freq)})
+    future = config.with_calendar(pd.DataFrame({"ds": pd.date_range(start, periods=config.max_horizon,
+                                                                    freq=config.freq)}))
+    frame = config.with_calendar(frame)
+    models = model_catalog(config.season_lengths, config.max_horizon, names, False, bool(config.holiday_country))
     return {m.name: m.fit(frame).predict(future, level).assign(ds=future["ds"]) for m in models}
 
 
@@ -191,17 +223,13 @@ def config_dict(config: ComparisonConfig) -> dict:
 
 def in_sample_residuals(frame: pd.DataFrame, config: ComparisonConfig, name: str) -> pd.Series:
     """One-step-ahead in-sample residuals of ``name`` fitted on all of ``frame``."""
-    from helpers.forecasting import SarimaGridModel, StatsForecastModel
-
-    (model,) = model_catalog(config.season_lengths, config.horizon, [name], False, False)
-    y = frame["y"].to_numpy(dtype=float)
-    if isinstance(model, StatsForecastModel):
-        fitted = model.factory().forecast(y=y, h=1, fitted=True)["fitted"]
-    elif isinstance(model, SarimaGridModel):
-        fitted = model.fit(frame).model_.predict_in_sample()
-    else:
-        raise ValueError(f"no in-sample residuals for {name}")
-    return pd.Series(y - fitted, index=frame["ds"].to_numpy(), name=name).dropna()
+    frame = config.with_calendar(frame)
+    (model,) = config.build([name], frame)
+    try:
+        fitted = model.fitted_values(frame)
+    except NotImplementedError as exc:
+        raise ValueError(f"no in-sample residuals for {name}: {exc}") from None
+    return pd.Series(frame["y"].to_numpy(dtype=float) - fitted, index=frame["ds"].to_numpy(), name=name).dropna()
 
 
 def justification(comparison: Comparison) -> str:
@@ -214,7 +242,8 @@ def justification(comparison: Comparison) -> str:
     margin = 1 - board.loc[chosen, "rmse"] / board.loc[best_baseline, "rmse"]
     text = [
         f"**{chosen}** was chosen because it had the lowest RMSE on the {len(comparison.selection_cutoffs)} "
-        f"selection folds among the models that need nothing about the future but its dates. On the "
+        f"selection folds among the models that need nothing about the future but its dates (and, for "
+        f"calendar models, its public holidays). On the "
         f"{len(comparison.evaluation_cutoffs)} later evaluation folds, which played no part in the choice, its RMSE is "
         f"{board.loc[chosen, 'rmse']:.3g} against {board.loc[base, 'rmse']:.3g} for seasonal naive "
         f"(ratio {ratio:.3f}); its margin over the best baseline ({best_baseline}) is {margin:+.1%}.",

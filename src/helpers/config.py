@@ -13,6 +13,7 @@ Precedence, lowest first:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from helpers.paths import project_root, resolve
+from helpers.workdays import check_calendar
 
 ENV_PREFIX = "HELPERS_"
 BACKENDS = ("duckdb", "snowflake")
@@ -71,6 +73,8 @@ class Settings:
     target_col: str
     temperature_col: str | None
     workday_col: str | None
+    holiday_country: str | None
+    holiday_subdiv: str | None
     freq: str
     target_min: float | None
     target_max: float | None
@@ -89,6 +93,17 @@ class Settings:
     products: Path
     reports: Path
     profile: str
+    ab_experiments: dict[str, Any]
+    ab_source_file: Path | None
+    ab_seed: int
+    ab_scale: float
+    ab_rope: float
+    ab_mde: float
+    ab_alpha: float
+    ab_power: float
+    ab_draws: int
+    ab_pymc_draws: int
+    ab_pymc_chains: int
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Settings:
@@ -104,6 +119,14 @@ class Settings:
         for key in ("series_id", "timestamp_col", "target_col", "freq", "daily_models", "hourly_models"):
             if _optional(raw[key]) is None:
                 raise ConfigError(f"setting {key!r} must not be empty")
+        country, subdiv = _optional(raw["holiday_country"]), _optional(raw["holiday_subdiv"])
+        if subdiv and not country:
+            raise ConfigError("holiday_subdiv needs holiday_country")
+        if country:
+            try:
+                check_calendar(country, subdiv)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         return cls(
             series_id=str(raw["series_id"]).strip(),
             source_file=resolve(str(raw["source_file"])),
@@ -111,6 +134,8 @@ class Settings:
             target_col=str(raw["target_col"]).strip(),
             temperature_col=_optional(raw["temperature_col"]),
             workday_col=_optional(raw["workday_col"]),
+            holiday_country=country,
+            holiday_subdiv=subdiv,
             freq=str(raw["freq"]).strip(),
             target_min=_optional_float("target_min", raw["target_min"]),
             target_max=_optional_float("target_max", raw["target_max"]),
@@ -123,6 +148,7 @@ class Settings:
             products=resolve(str(raw["products"])),
             reports=resolve(str(raw["reports"])),
             profile=str(raw["profile"]).strip(),
+            **_ab_settings(raw),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -130,8 +156,41 @@ class Settings:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = "" if value is None else str(value)
+            out[f.name] = "" if value is None else json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else str(value)
         return out
+
+
+def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The A/B settings, typed; the experiment definitions are checked by ``helpers.experiments``."""
+    from helpers.experiments import ExperimentConfigError, parse_specs
+
+    experiments = raw["ab_experiments"]
+    if isinstance(experiments, str):
+        try:
+            experiments = yaml.safe_load(experiments) if experiments.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"ab_experiments is not valid YAML/JSON: {exc}") from None
+    try:
+        parse_specs(experiments)
+    except ExperimentConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+    def fraction(key: str, low: float, high: float) -> float:
+        value = _optional_float(key, raw[key])
+        if value is None or not low < value < high:
+            raise ConfigError(f"{key} must be a number strictly between {low} and {high}, got {raw[key]!r}")
+        return value
+
+    source = _optional(raw["ab_source_file"])
+    return {
+        "ab_experiments": experiments or {}, "ab_source_file": resolve(source) if source else None,
+        "ab_seed": _whole_number("ab_seed", raw["ab_seed"], minimum=0),
+        "ab_scale": fraction("ab_scale", 0.0, 100.0), "ab_rope": fraction("ab_rope", 0.0, 1.0),
+        "ab_mde": fraction("ab_mde", 0.0, 10.0), "ab_alpha": fraction("ab_alpha", 0.0, 0.5),
+        "ab_power": fraction("ab_power", 0.5, 1.0),
+        **{key: _whole_number(key, raw[key], minimum=minimum)
+           for key, minimum in (("ab_draws", 1000), ("ab_pymc_draws", 100), ("ab_pymc_chains", 1))},
+    }
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

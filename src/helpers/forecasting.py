@@ -9,7 +9,9 @@ Every model is a thin class over a library model::
 ``predict`` returns ``mean`` and ``lo-<level>`` / ``hi-<level>`` columns. Models marked
 ``conditional`` use the *observed* future temperature: they are conditional forecasts,
 reported beside the univariate models but never chosen for production (their future
-inputs would themselves have to be forecast).
+inputs would themselves have to be forecast). Models whose only covariate is the
+``workday`` flag are calendar models: a holiday calendar gives that flag for any future
+date (``helpers.workdays``), so they can be deployed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Forecaster(ABC):
     @abstractmethod
     def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame: ...
 
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        """One-step-ahead in-sample predictions after fitting on ``train`` (NaN where undefined)."""
+        raise NotImplementedError(f"{self.name} has no in-sample one-step predictions")
+
     def _exog(self, frame: pd.DataFrame) -> np.ndarray | None:
         if not self.covariates:
             return None
@@ -70,6 +76,60 @@ class StatsForecastModel(Forecaster):
     def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
         out = self.model_.predict(len(future), X=self._exog(future), level=list(level))  # type: ignore[attr-defined]
         return pd.DataFrame({k: np.asarray(out[k], dtype=float) for k in ["mean", *interval_columns(level)]})
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        if self.covariates:
+            return super().fitted_values(train)
+        out = self.factory().forecast(y=train["y"].to_numpy(dtype=float), h=1, fitted=True)  # type: ignore[attr-defined]
+        return np.asarray(out["fitted"], dtype=float)
+
+
+class CalendarAdjusted(Forecaster):
+    """A univariate model fitted on the series with public-holiday effects taken out.
+
+    A public holiday on a weekday (``workday == 0`` from Monday to Friday) looks like a
+    Sunday; left in, it drags the smoothed level of the days after it, and the weekly
+    seasonal pattern repeats it a week later. The effect is estimated on the training data
+    as the mean difference between each holiday and the same weekday a week before and a
+    week after (the ones that are not holidays), subtracted before fitting and added back on
+    future holidays. With no holiday in the training data the effect is zero.
+    """
+
+    covariates = ("workday",)
+
+    def __init__(self, name: str, base: Forecaster) -> None:
+        self.name, self.family, self.base = name, base.family, base
+
+    @staticmethod
+    def holidays(frame: pd.DataFrame) -> np.ndarray:
+        return ((frame["ds"].dt.dayofweek < 5) & (frame["workday"] == 0)).to_numpy()
+
+    def _adjusted(self, train: pd.DataFrame) -> pd.DataFrame:
+        self._exog(train)
+        y, holiday = train["y"].to_numpy(dtype=float), self.holidays(train)
+        days = train["ds"].to_numpy()
+        week = np.timedelta64(7, "D")
+        position = {d: i for i, d in enumerate(days)}
+        effects = []
+        for i in np.flatnonzero(holiday):
+            around = [position.get(days[i] + k * week) for k in (-1, 1)]
+            reference = [y[j] for j in around if j is not None and not holiday[j]]
+            if reference:
+                effects.append(y[i] - np.mean(reference))
+        self.effect_ = float(np.mean(effects)) if effects else 0.0
+        return train.assign(y=y - self.effect_ * holiday)
+
+    def fit(self, train: pd.DataFrame) -> CalendarAdjusted:
+        self.base.fit(self._adjusted(train))
+        return self
+
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
+        self._exog(future)
+        return self.base.predict(future, level).add(self.effect_ * self.holidays(future), axis=0)
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        adjusted = self._adjusted(train)
+        return self.base.fitted_values(adjusted) + self.effect_ * self.holidays(train)
 
 
 class SarimaGridModel(Forecaster):
@@ -123,6 +183,9 @@ class SarimaGridModel(Forecaster):
         self.order_, self.seasonal_order_ = best.order, best.seasonal_order
         return self
 
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.fit(train).model_.predict_in_sample(), dtype=float)
+
     def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
         h = len(future)
         out = {"mean": np.asarray(self.model_.predict(h), dtype=float)}
@@ -167,6 +230,10 @@ class ProphetModel(Forecaster):
             out[f"hi-{lv}"] = np.quantile(draws, 1 - (100 - lv) / 200, axis=1)
         return pd.DataFrame(out)[["mean", *interval_columns(level)]]
 
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        """Prophet's fit to the training days (a smoother, not one-step-ahead predictions)."""
+        return self.fit(train).model_.predict(train[["ds", *self.covariates]])["yhat"].to_numpy()
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -208,8 +275,10 @@ def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[s
     """Fresh instances of the named models for a series with the given seasonal periods.
 
     Names: naive, seasonal_naive, window_average, ses, holt, holt_winters, ets, auto_arima,
-    sarima_grid, mstl, prophet, arimax_temperature, prophet_temperature. Models whose
-    covariates the series lacks are skipped.
+    sarima_grid, mstl, prophet; with a work-day flag also ets_calendar, holt_winters_calendar
+    (holiday-adjusted, see ``CalendarAdjusted``) and arima_workday (regression on the flag
+    with ARIMA errors); with temperature the conditional arimax_temperature and
+    prophet_temperature. Models whose covariates the series lacks are skipped.
     """
     from statsforecast.models import MSTL, AutoARIMA, AutoETS
 
@@ -220,13 +289,22 @@ def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[s
         "mstl", "decomposition", lambda: MSTL(season_length=list(season_lengths), trend_forecaster=AutoETS(model="ZZN")))
     calendar = ("workday",) if has_workday else ()
     builders["prophet"] = lambda: ProphetModel("prophet", calendar)
+    needs_workday = {"ets_calendar", "holt_winters_calendar", "arima_workday"}
+    if has_workday:
+        univariate = _statsforecast_models(m, horizon)
+        builders["ets_calendar"] = lambda: CalendarAdjusted("ets_calendar", univariate["ets"]())
+        builders["holt_winters_calendar"] = lambda: CalendarAdjusted("holt_winters_calendar",
+                                                                     univariate["holt_winters"]())
+        builders["arima_workday"] = lambda: StatsForecastModel(
+            "arima_workday", "ARIMA", lambda: AutoARIMA(season_length=m), covariates=calendar)
+    needs_temperature = {"arimax_temperature", "prophet_temperature"}
     if has_temperature:
         builders["arimax_temperature"] = lambda: StatsForecastModel(
             "arimax_temperature", "ARIMA", lambda: AutoARIMA(season_length=m),
             covariates=("degree_days", *calendar), conditional=True)
         builders["prophet_temperature"] = lambda: ProphetModel(
             "prophet_temperature", ("degree_days", *calendar), conditional=True)
-    unknown = sorted(set(names) - set(builders) - {"arimax_temperature", "prophet_temperature"})
+    unknown = sorted(set(names) - set(builders) - needs_workday - needs_temperature)
     if unknown:
-        raise ValueError(f"unknown models {unknown}; available: {sorted(builders)}")
+        raise ValueError(f"unknown models {unknown}; available: {sorted(set(builders) | needs_workday | needs_temperature)}")
     return [builders[name]() for name in names if name in builders]

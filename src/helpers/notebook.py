@@ -30,15 +30,16 @@ def setup(**parameters: Any) -> Settings:
 
 
 def provenance_table(settings: Settings, data_file: str | None = None,
-                     ingest_report: str | Path | None = None) -> pd.DataFrame:
+                     ingest_report: str | Path | None = None, data: dict[str, str] | None = None) -> pd.DataFrame:
     """The run's parameters, data hash, git commit and package versions as one two-column table.
 
     ``ingest_report`` (the pipeline's upstream ingest product) adds the ingest run the
-    analysis read.
+    analysis read. ``data`` replaces the source-file rows when the analysis reads other data
+    (e.g. an experiment: its id and the hash of its rows).
     """
     info = stamp(settings.as_env(), data_file or settings.source_file)
-    rows = [("run time (UTC)", info["run_time_utc"]), ("git commit", info["git_commit"]),
-            ("data file", info["data_file"]), ("data SHA-256", info["data_sha256"])]
+    rows = [("run time (UTC)", info["run_time_utc"]), ("git commit", info["git_commit"])]
+    rows += list(data.items()) if data else [("data file", info["data_file"]), ("data SHA-256", info["data_sha256"])]
     if ingest_report:
         report = json.loads(Path(ingest_report).read_text())
         rows.append(("ingest run", f"{report['run_id']} ({report['rows_loaded']} rows loaded, "

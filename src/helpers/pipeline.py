@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="settings profile, e.g. 'test' for env.test.yaml")
     parser.add_argument("--force", action="store_true", help="run every task, changed or not")
     args = parser.parse_args(argv)
+    if args.profile:  # the experiment grid reads the settings itself (helpers.experiments)
+        os.environ["HELPERS_PROFILE"] = args.profile
     try:
         settings = load_settings(args.profile)
     except ConfigError as exc:

@@ -27,8 +27,8 @@ def notebook_title(notebook: nbformat.NotebookNode, default: str) -> str:
     return default
 
 
-def render_notebook(path: Path, out_dir: Path) -> tuple[Path, str]:
-    """One executed notebook to ``out_dir/<stem>.html`` with code hidden; returns (file, title)."""
+def render_notebook(path: Path, out_dir: Path, name: str | None = None) -> tuple[Path, str]:
+    """One executed notebook to ``out_dir/<name>.html`` (default: its stem) with code hidden; returns (file, title)."""
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(path, as_version=4)
@@ -37,7 +37,7 @@ def render_notebook(path: Path, out_dir: Path) -> tuple[Path, str]:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(notebook)
-    target = out_dir / f"{path.stem}.html"
+    target = out_dir / f"{name or path.stem}.html"
     target.write_text(body, encoding="utf-8")
     return target, notebook_title(notebook, path.stem)
 
@@ -76,9 +76,14 @@ def write_index(pages: list[tuple[Path, str]], index: Path) -> Path:
     return index
 
 
-def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = None,
+def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index: Path | None = None,
                    pages: list[Path] | None = None) -> Path:
-    """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page."""
+    """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page.
+
+    ``notebooks`` maps page names to executed notebooks (a list uses the file stems).
+    """
+    if not isinstance(notebooks, dict):
+        notebooks = {path.stem: path for path in notebooks}
     out_dir.mkdir(parents=True, exist_ok=True)
     index = index or out_dir / "index.html"
     quarto = shutil.which("quarto")
@@ -87,5 +92,5 @@ def render_reports(notebooks: list[Path], out_dir: Path, index: Path | None = No
         if index.exists():
             return index
     rendered = [render_markdown(path, out_dir) for path in pages or []]
-    rendered += [render_notebook(path, out_dir) for path in notebooks]
+    rendered += [render_notebook(path, out_dir, name) for name, path in notebooks.items()]
     return write_index(rendered, index)

@@ -31,12 +31,47 @@ def ingest_task(product: Any, resources_: dict[str, str], series_id: str, source
     path.write_text(report.to_json())
 
 
+def experiments_task(product: Any, upstream: Any, ab_experiments: str, ab_seed: str, ab_scale: str,
+                     ab_source_file: str, warehouse_backend: str, warehouse_path: str) -> None:
+    """Generate the configured A/B experiments (and load ``ab_source_file``); write the load reports."""
+    import json
+    from dataclasses import asdict
+
+    from helpers.experiments import load_task_data
+    from helpers.warehouse import Warehouse
+
+    settings = load_settings(ab_experiments=ab_experiments, ab_seed=ab_seed, ab_scale=ab_scale,
+                             ab_source_file=ab_source_file, warehouse_backend=warehouse_backend,
+                             warehouse_path=warehouse_path)
+    with Warehouse.from_settings(settings) as warehouse:
+        loads = load_task_data(warehouse, settings)
+    path = Path(str(product))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(load) for load in loads], indent=1))
+
+
+def _notebooks(upstream: Any) -> dict[str, Path]:
+    """Executed notebooks upstream by task name, one task or a grid of tasks (``name-*``) per key.
+
+    Pages are named after the tasks: Ploomber suffixes a grid's product files with an index
+    (``bayesian_ab-checkout_flow-0.ipynb``), its task names are the stable ones.
+    """
+    paths = {}
+    for name in upstream:
+        products = upstream[name]
+        if "nb" in products:
+            paths[name] = Path(str(products["nb"]))
+        else:
+            paths.update({task: Path(str(products[task]["nb"])) for task in products})
+    return paths
+
+
 def render_task(product: Any, upstream: Any, reports: str, resources_: dict[str, str]) -> None:
     """Render the problem statement and every executed notebook upstream into ``reports/``.
 
     ``resources_`` names the Markdown pages (Ploomber re-runs the task when they change).
     """
-    notebooks = [Path(str(upstream[name]["nb"])) for name in upstream]
+    notebooks = _notebooks(upstream)
     pages = [resolve(path) for path in resources_.values()]
     render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages)
 

@@ -52,6 +52,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "series_catalog": (
         "series_id", "freq", "source_file", "target_col", "temperature_col", "workday_col", "updated_at",
     ),
+    "ab_users": ("experiment_id", "user_id", "variant", "assigned_at", "converted", "revenue", "run_id"),
+    "ab_experiments": ("experiment_id", "control", "description", "source", "updated_at"),
 }
 #: Staging tables (``sql/create_stages.sql``) mirror a permanent table's columns.
 STAGE_TABLES: dict[str, str] = {
@@ -59,12 +61,15 @@ STAGE_TABLES: dict[str, str] = {
     "stage_quarantine": "quarantine",
     "stage_dq_runs": "dq_runs",
     "stage_catalog": "series_catalog",
+    "stage_ab_users": "ab_users",
+    "stage_ab_experiments": "ab_experiments",
 }
 #: Aggregate columns a window query may read.
 MEASURES = frozenset({"y_mean", "y_sum", "y_min", "y_max", "temperature_mean"})
 _IDENTIFIER_SLOTS = {"table": frozenset(TABLE_COLUMNS), "measure": MEASURES}
 _INTEGER_SLOTS = {"window_preceding": (0, 10_000), "season": (1, 10_000)}
-_TIMESTAMP_COLUMNS = ("ts", "started_at", "finished_at", "quarantined_at", "updated_at")
+_TIMESTAMP_COLUMNS = ("ts", "started_at", "finished_at", "quarantined_at", "updated_at", "assigned_at", "day",
+                      "first_assigned", "last_assigned")
 
 
 class WarehouseError(RuntimeError):

@@ -85,3 +85,24 @@ CREATE TABLE IF NOT EXISTS series_catalog (
     updated_at       TIMESTAMP_NTZ NOT NULL,
     PRIMARY KEY (series_id)
 );
+
+-- A/B experiments: one row per user (helpers.experiments).
+CREATE TABLE IF NOT EXISTS ab_users (
+    experiment_id  VARCHAR       NOT NULL,
+    user_id        VARCHAR       NOT NULL,
+    variant        VARCHAR       NOT NULL,
+    assigned_at    TIMESTAMP_NTZ NOT NULL,   -- when the user was assigned to the variant
+    converted      SMALLINT      NOT NULL,   -- 0/1
+    revenue        DOUBLE        NOT NULL,   -- revenue from the user (0 when not converted)
+    run_id         VARCHAR       NOT NULL,   -- load that wrote the row
+    PRIMARY KEY (experiment_id, user_id)
+);
+
+CREATE TABLE IF NOT EXISTS ab_experiments (
+    experiment_id  VARCHAR       NOT NULL,
+    control        VARCHAR       NOT NULL,   -- the variant the others are compared with
+    description    VARCHAR,
+    source         VARCHAR       NOT NULL,   -- 'generated' or the file it came from
+    updated_at     TIMESTAMP_NTZ NOT NULL,
+    PRIMARY KEY (experiment_id)
+);
