@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 export PLOOMBER_STATS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: help install run test cov bench serve clean distclean
+.PHONY: help install tools run test cov bench serve scheduled-run clean distclean
 
 help:
 	@echo "make run    - install (if needed), build the pipeline, render reports/"
 	@echo "make test   - install (if needed), run the whole test suite (pytest + nbval)"
-	@echo "make bench  - time the pipeline stages, write bench/results.json"
+	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json"
+	@echo "make serve  - serve the forecast artifact on http://127.0.0.1:8000 (POST /predict)"
+	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
 	@echo "make clean  - remove products, reports and the embedded warehouse"
 
 $(BIN)/python:
@@ -27,6 +29,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt | $(BIN)/python
 
 install: $(STAMP)
 
+# Debian programs the benchmarks and the browser check use (wrk, chromium); installed when missing.
+tools:
+	@command -v wrk > /dev/null && command -v chromium > /dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk chromium > /dev/null; }
+
 run: $(STAMP)
 	$(BIN)/python -m helpers.pipeline build
 
@@ -35,11 +43,17 @@ test: $(STAMP)
 	$(BIN)/python -m coverage run -m pytest
 	$(BIN)/python -m coverage report
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(BIN)/python bench/run.py --output bench/results.json
 
+serve: $(STAMP)
+	$(BIN)/python -m helpers.service
+
+scheduled-run: $(STAMP)
+	$(BIN)/python -m helpers.scheduler
+
 clean:
-	rm -rf products products-* reports/*.html reports/*_files data/warehouse.duckdb data/warehouse.duckdb.wal
+	rm -rf products products-* reports data/warehouse.duckdb data/warehouse.duckdb.wal
 
 distclean: clean
 	rm -rf $(VENV)

@@ -12,6 +12,10 @@ the obvious alternative measured in the same run:
 - A/B conversion analysis on the same two-arm data (10,000 users per arm): the exact
   closed-form P(B > A), the whole closed-form analysis, and PyMC NUTS (4 chains x 1,000
   draws, warm), with the largest difference between the two.
+- the forecast endpoint: ``wrk`` (Debian's package; 16 connections, 20 s) from a second
+  process on loopback against ``python -m helpers.service`` (one uvicorn worker, uvloop,
+  httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
+  same request through the ASGI app with no network or HTTP parsing.
 
 ``--only`` runs some sections and keeps the others' last results in the output file.
 
@@ -199,12 +203,160 @@ def bench_ab(settings, repeat: int, tmp: Path) -> dict:
     return results
 
 
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '%s'
+"""
+
+
+def _wrk_seconds(text: str) -> float:
+    """A wrk latency such as ``812.00us``, ``1.20ms`` or ``2.01s`` in seconds."""
+    import re
+
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def parse_wrk(output: str) -> dict:
+    """Requests/s, latency percentiles, and every kind of error from ``wrk --latency`` output."""
+    import re
+
+    percentiles = {f"p{p}_s": _wrk_seconds(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M)}
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        **percentiles,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+def _asgi_call(app, body: bytes) -> tuple[int, bytes]:
+    """One POST /predict through the ASGI app, in process (no socket, no HTTP parsing)."""
+    import asyncio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "app": app}
+    sent = {}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            sent["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            sent["body"] = sent.get("body", b"") + message.get("body", b"")
+
+    asyncio.get_event_loop().run_until_complete(app(scope, receive, send))
+    return sent["status"], sent["body"]
+
+
+def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
+                 seconds: int, connections: int) -> dict:
+    """Start the service with ``command`` on a free port, check one answer, then load it with wrk."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    import orjson
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HELPERS_ARTIFACT": artifact}
+    server = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the service did not start: {server.stdout.read1().decode()}")
+        check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
+        served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
+        assert served == orjson.loads(expected), "the server and the in-process app disagree"
+        load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
+        subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
+        done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return {**parse_wrk(done.stdout), "output": done.stdout}
+
+
+def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connections: int = 16) -> dict:
+    import asyncio
+    import shutil
+
+    import orjson
+
+    from helpers import service
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench service: `wrk` is not installed; `make bench` installs it (Debian package wrk)")
+    artifact = service.default_artifact()
+    if not artifact.exists():  # build one with the fast profile rather than benchmark nothing
+        from helpers.pipeline import build
+
+        test = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
+                             warehouse_path=str(tmp / "warehouse.duckdb"))
+        build(test)
+        artifact = test.products / "model" / "forecast_artifact.json"
+    forecasts = service.Forecasts.load(artifact)
+    first = pd.Timestamp(forecasts.window[0])
+    request = {"start_date": first.date().isoformat(), "end_date": (first + pd.Timedelta(days=13)).date().isoformat(),
+               "model": "ensemble" if "ensemble" in forecasts.models else forecasts.selected,
+               "include_confidence": True}
+    body = orjson.dumps(request)
+
+    # In process: the ASGI app alone (startup run once by hand).
+    app = service.create_app(artifact)
+    app.state.forecasts = forecasts
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    status, payload = _asgi_call(app, body)
+    assert status == 200, payload
+    in_process = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+
+    # Over loopback: the real server in its own process, loaded by wrk from another;
+    # `make serve` (uvloop + httptools) against uvicorn's pure-Python defaults (asyncio + h11).
+    script = tmp / "predict.lua"
+    script.write_text(WRK_SCRIPT % body.decode())
+    serve = [sys.executable, "-m", "helpers.service", "--artifact", str(artifact)]
+    plain = [sys.executable, "-m", "uvicorn", "--factory", "helpers.service:create_app", "--loop", "asyncio",
+             "--http", "h11", "--log-level", "warning", "--no-access-log"]
+    runs = {}
+    for name, command in {"make_serve": serve, "uvicorn_asyncio_h11": plain}.items():
+        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections)
+    loaded = runs["make_serve"]
+    return {
+        "request": request, "artifact": str(artifact),
+        "server": "uvicorn, 1 worker, uvloop + httptools, async route returning orjson bytes",
+        "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
+        "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
+        "in_process_asgi": in_process,
+        "target_met": bool(loaded["requests_per_s"] >= 5000 and loaded["p99_s"] < 0.005
+                           and loaded["socket_errors"] == 0 and loaded["non_2xx"] == 0),
+        "wrk_output": loaded["output"],
+    }
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
     "pipeline": lambda settings, repeat, tmp: bench_pipeline(tmp),
     "models": bench_models,
     "ab": bench_ab,
+    "service": bench_service,
 }
 
 

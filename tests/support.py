@@ -30,3 +30,45 @@ def daily_series(n=140, trend=0.0, season=10.0, noise=1.0, seed=0) -> pd.DataFra
     y = 100 + trend * t + season * np.sin(2 * np.pi * t / 7) + rng.normal(0, noise, n)
     return pd.DataFrame({"unique_id": "s", "ds": ds, "y": y, "workday": (ds.dayofweek < 5).astype(float),
                          "degree_days": rng.uniform(0, 10, n)})
+
+
+def artifact_payload(n: int = 3, models: tuple[str, ...] = ("a",), start: str = "2015-01-01") -> dict:
+    """A valid forecast artifact with ``n`` daily steps per model (the first model is selected)."""
+    from helpers.artifact import SCHEMA_VERSION
+
+    ds = [d.isoformat() for d in pd.date_range(start, periods=n, freq="1D")]
+    entries = {}
+    for k, name in enumerate(models):
+        mean = [100.0 + k + i for i in range(n)]
+        entries[name] = {
+            "members": list(models[:k]) if name == "ensemble" else None,
+            "cv": {"rmse": 10.0 + k, "mae": 8.0 + k},
+            "forecast": {"ds": ds, "mean": mean, "lo-80": [m - 5 for m in mean], "hi-80": [m + 5 for m in mean],
+                         "lo-95": [m - 9 for m in mean], "hi-95": [m + 9 for m in mean]},
+        }
+    return {"schema_version": SCHEMA_VERSION, "created_utc": "2026-01-01T00:00:00", "series_id": "s",
+            "frequency": "1D", "training_start": "2014-01-01", "training_end": "2014-12-31", "data_sha256": "x" * 64,
+            "selected_model": models[0], "models": entries, "parameters": {}, "packages": {}, "git_commit": "abc"}
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium(url: str, profile_dir: Path, *args: str, timeout: int = 120) -> str:
+    """Run headless Chromium (Debian's package; `make tools` installs it) on ``url``; returns stdout.
+
+    Skips the calling test when Chromium is not installed.
+    """
+    import shutil
+    import subprocess
+
+    import pytest
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("chromium is not installed (make tools installs Debian's package)")
+    done = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *args, url],
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -8,16 +8,11 @@ import pytest
 
 from helpers import artifact
 from helpers import comparison as cmp
-from tests.support import daily_series
+from tests.support import artifact_payload, daily_series
 
 
 def _payload(n=3):
-    path = {"ds": [f"2015-01-0{i + 1}T00:00:00" for i in range(n)], "mean": [10.0] * n,
-            "lo-80": [8.0] * n, "hi-80": [12.0] * n, "lo-95": [6.0] * n, "hi-95": [14.0] * n}
-    return {"schema_version": artifact.SCHEMA_VERSION, "created_utc": "2026-01-01T00:00:00", "series_id": "s",
-            "frequency": "1D", "training_start": "2014-01-01", "training_end": "2014-12-31", "data_sha256": "x" * 64,
-            "selected_model": "a", "models": {"a": {"members": None, "cv": {"rmse": 1.0}, "forecast": path}},
-            "parameters": {}, "packages": {}, "git_commit": "abc"}
+    return artifact_payload(n)
 
 
 def test_round_trip(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import nbformat
+import pandas as pd
 import pytest
 
 from helpers.config import load_settings
@@ -36,7 +37,7 @@ def test_every_task_runs_then_nothing_runs(built):
 def test_reports_index_links_every_page(built):
     settings, _, _ = built
     index = (settings.reports / "index.html").read_text()
-    links = re.findall(r'href="([^"]+)"', index)
+    links = re.findall(r'href="([^"#]+)"', index)
     assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html",
                      "model_comparison.html", "bayesian_ab-checkout_flow.html", "bayesian_ab-homepage_aa.html",
                      "bayesian_ab-pricing_page.html", "bayesian_ab-banner_srm.html"]
@@ -45,6 +46,25 @@ def test_reports_index_links_every_page(built):
     page = (settings.reports / "data_quality.html").read_text()
     assert "Data quality of the latest ingest" in page
     assert "plotly" in page.lower()  # the figure is embedded and interactive
+    for link in ["index.html", *links]:  # every page: the run's provenance, top and bottom
+        page = (settings.reports / link).read_text()
+        assert 'class="run-stamp"' in page and 'id="run-provenance"' in page, link
+        assert "Traceback (most recent call last)" not in page, link
+
+
+@pytest.mark.slow
+def test_reports_open_in_a_browser_with_live_figures(built, tmp_path):
+    """Headless Chromium: a screenshot of the index, and plotly draws its figures with no network."""
+    from tests.support import chromium
+
+    settings, _, _ = built
+    shot = tmp_path / "index.png"
+    chromium((settings.reports / "index.html").as_uri(), tmp_path / "profile-a", f"--screenshot={shot}",
+             "--window-size=1100,900")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    dom = chromium((settings.reports / "eda.html").as_uri(), tmp_path / "profile-b", "--dump-dom",
+                   "--virtual-time-budget=10000")
+    assert dom.count('class="main-svg"') >= 2  # plotly.js ran and drew figures (2 svg layers per figure)
 
 
 @pytest.mark.slow
@@ -58,6 +78,8 @@ def test_executed_notebook_has_no_errors_or_warnings(built):
             for output in cell.get("outputs", []):
                 assert output["output_type"] != "error"
                 assert not (output["output_type"] == "stream" and output["name"] == "stderr"), output["text"]
+                text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+                assert "Warning" not in text and "Traceback" not in text, (path.name, text[:500])
 
 
 @pytest.mark.slow
@@ -86,6 +108,34 @@ def test_artifact_matches_the_report(built):
         assert len(model["forecast"]["ds"]) == settings.max_horizon
     page = (settings.reports / "model_comparison.html").read_text()
     assert f"{record['metrics'][record['selected']]['rmse']:.3f}" in page
+
+
+@pytest.mark.slow
+def test_end_to_end_warehouse_to_served_prediction(built):
+    """Ingested rows -> pipeline -> artifact -> POST /predict: the served metrics are the report's."""
+    from fastapi.testclient import TestClient
+
+    from helpers.comparison import read_selection
+    from helpers.service import create_app
+    from helpers.warehouse import Warehouse
+
+    settings, _, _ = built
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        last_day = warehouse.read_series("daily_series", settings.series_id)["ts"].max()
+    _, record = read_selection(settings.products / "model" / "selection.json")
+    with TestClient(create_app(settings.products / "model" / "forecast_artifact.json")) as client:
+        window = client.get("/models").json()["forecastable"]
+        response = client.post("/predict", json={"start_date": window["start_date"], "end_date": window["end_date"],
+                                                 "model": "ensemble"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["dates"][0] == (last_day + pd.Timedelta(days=1)).date().isoformat()  # the day after the data
+    assert len(body["dates"]) == settings.max_horizon
+    assert all(lo <= f <= hi for lo, f, hi in zip(body["confidence_lower"], body["forecast"],
+                                                   body["confidence_upper"]))
+    assert body["rmse"] == record["metrics"]["ensemble"]["rmse"]
+    page = (settings.reports / "model_comparison.html").read_text()
+    assert f"{body['rmse']:.3f}" in page
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import warnings
 from pathlib import Path
@@ -47,3 +48,28 @@ def provenance_table(settings: Settings, data_file: str | None = None,
     rows += [(f"param: {k}", v) for k, v in info["parameters"].items()]
     rows += [(f"package: {k}", v) for k, v in info["packages"].items()]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+class Folded:
+    """A table shown folded under a one-line summary (HTML ``<details>``); plain text shows both."""
+
+    def __init__(self, summary: str, table: pd.DataFrame):
+        self.summary, self.table = summary, table
+
+    def _repr_html_(self) -> str:
+        return (f"<details><summary>{html.escape(self.summary)}</summary>"
+                f"{self.table.to_html(index=False)}</details>")
+
+    def __repr__(self) -> str:
+        return f"{self.summary}\n{self.table.to_string(index=False)}"
+
+
+def provenance(settings: Settings, data_file: str | None = None, ingest_report: str | Path | None = None,
+               data: dict[str, str] | None = None) -> Folded:
+    """:func:`provenance_table`, folded under its first lines: run time, commit and data hash."""
+    table = provenance_table(settings, data_file, ingest_report, data)
+    head = dict(zip(table["item"], table["value"]))
+    data_hash = next((str(v) for k, v in head.items() if "SHA-256" in k or "hash" in k), "n/a")
+    summary = (f"Run {head['run time (UTC)']} UTC, commit {str(head['git commit'])[:12]}, data {data_hash[:12]}: "
+               "parameters and package versions")
+    return Folded(summary, table)

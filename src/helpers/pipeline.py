@@ -9,6 +9,7 @@ change, so a second build with nothing changed executes nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -26,7 +27,9 @@ def make_dag(settings: Settings) -> Any:
     """The pipeline as a Ploomber DAG, its placeholders filled from ``settings``."""
     from ploomber.spec import DAGSpec
 
-    spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=settings.as_env())
+    env = settings.as_env()
+    env["run_parameters"] = json.dumps(env, sort_keys=True)  # every setting, for the reports' provenance
+    spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=env)
     return spec.to_dag()
 
 
@@ -39,12 +42,16 @@ def build(settings: Settings, force: bool = False) -> pd.DataFrame:
 
 
 def failure_summary(exc: BaseException) -> str:
-    """The project's own error lines from a Ploomber build failure (or its first line)."""
+    """The project's own error lines from a Ploomber build failure, else the underlying error line."""
     text = str(exc)
     ours = re.findall(r"^helpers\.[\w.]+Error: .*$", text, flags=re.MULTILINE)
     if ours:
         return "\n".join(dict.fromkeys(ours))
-    lines = [line for line in text.splitlines() if line.strip(" =-")]
+    errors = [line for line in re.findall(r"^[A-Za-z_][\w.]*(?:Error|Exception): .*$", text, flags=re.MULTILINE)
+              if not line.startswith("ploomber.exceptions.")]
+    if errors:
+        return "\n".join(dict.fromkeys(errors))
+    lines = [line for line in text.splitlines() if line.strip(" =-") and "DAG build failed" not in line]
     return lines[0] if lines else type(exc).__name__
 
 
@@ -66,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ploomber.exceptions import DAGBuildError, DAGRenderError
 
+    if settings.reports.is_symlink():  # published by a scheduled run: leave that run's pages alone
+        print(f"{settings.reports} pointed to a scheduled run ({os.readlink(settings.reports)}); "
+              "this build renders into a fresh folder there.", file=sys.stderr)
+        settings.reports.unlink()
     try:
         table = build(settings, force=args.force)
     except (DAGBuildError, DAGRenderError) as exc:
-        print(f"pipeline failed:\n{failure_summary(exc)}\n"
-              "see the log above for the failing task; products of earlier runs are kept.", file=sys.stderr)
+        failed = re.findall(r"\b(?:PythonCallable|NotebookRunner): (\S+) -> ", str(exc))
+        print(f"pipeline failed in task {', '.join(dict.fromkeys(failed)) or '(unknown)'}:\n{failure_summary(exc)}\n"
+              "products of earlier runs are kept.", file=sys.stderr)
         return 1
     print(table.to_string(index=False))
     ran = int(table["ran"].sum())

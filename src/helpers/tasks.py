@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +68,21 @@ def _notebooks(upstream: Any) -> dict[str, Path]:
     return paths
 
 
-def render_task(product: Any, upstream: Any, reports: str, resources_: dict[str, str]) -> None:
+def render_task(product: Any, upstream: Any, reports: str, source_file: str, run_parameters: str | dict,
+                resources_: dict[str, str]) -> None:
     """Render the problem statement and every executed notebook upstream into ``reports/``.
 
-    ``resources_`` names the Markdown pages (Ploomber re-runs the task when they change).
+    ``resources_`` names the Markdown pages (Ploomber re-runs the task when they change);
+    ``run_parameters`` (JSON, every setting of the run) goes into each page's provenance.
     """
+    from helpers.provenance import stamp
+
     notebooks = _notebooks(upstream)
     pages = [resolve(path) for path in resources_.values()]
-    render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages)
+    # Ploomber hands a placeholder that looks like a dict over as one.
+    parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
+    record = stamp(parameters, resolve(source_file))
+    render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages, stamp=record)
 
 
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
