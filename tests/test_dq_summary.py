@@ -55,3 +55,14 @@ def test_notebook_setup_and_provenance(clean_env, tmp_path):
     items = table.set_index("item")["value"]
     assert len(items["data SHA-256"]) == 64 and items["param: series_id"] == "x"
     assert isinstance(table, pd.DataFrame)
+
+
+def test_provenance_is_folded_under_a_one_line_summary(clean_env):
+    from helpers.notebook import provenance
+
+    settings = setup(series_id="x", upstream=None, product=None, warehouse_path=None)
+    folded = provenance(settings, data={"experiment": "e1", "experiment data SHA-256": "c0ffee" * 10})
+    assert folded.summary.startswith("Run ") and "data c0ffeec0ffee:" in folded.summary
+    page = folded._repr_html_()
+    assert page.startswith("<details><summary>Run ") and "<td>e1</td>" in page and "param: series_id" in page
+    assert repr(folded).splitlines()[0] == folded.summary
