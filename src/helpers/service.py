@@ -99,6 +99,7 @@ class Forecasts:
     training_end: str
     series_id: str
     schema_version: int
+    window: tuple[str, str]  # the days every model can forecast (the shortest path decides)
 
     @classmethod
     def load(cls, path: str | Path) -> "Forecasts":
@@ -114,16 +115,10 @@ class Forecasts:
                 name=name, first=days[0], dates=[d.isoformat() for d in days], mean=list(path_["mean"]),
                 lower=list(path_[INTERVAL[0]]), upper=list(path_[INTERVAL[1]]),
                 metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"))
+        window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
         return cls(path=Path(path), models=models, selected=payload["selected_model"],
                    last_updated=payload["created_utc"], training_end=payload["training_end"],
-                   series_id=payload["series_id"], schema_version=payload["schema_version"])
-
-    @property
-    def window(self) -> tuple[str, str]:
-        """The days every model can forecast (the shortest path decides)."""
-        first = max(m.dates[0] for m in self.models.values())
-        last = min(m.dates[-1] for m in self.models.values())
-        return first, last
+                   series_id=payload["series_id"], schema_version=payload["schema_version"], window=window)
 
 
 def default_artifact() -> Path:
