@@ -36,7 +36,7 @@ tools:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk chromium > /dev/null; }
 
 run: $(STAMP)
-	$(BIN)/python -m helpers.pipeline build
+	$(BIN)/python -m helpers.app.pipeline build
 
 # coverage run, not pytest-cov: nbval's pytest-cov hook hangs starting the kernel.
 test: $(STAMP)
@@ -47,10 +47,10 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/run.py --output bench/results.json
 
 serve: $(STAMP)
-	$(BIN)/python -m helpers.service
+	$(BIN)/python -m helpers.app.service
 
 scheduled-run: $(STAMP)
-	$(BIN)/python -m helpers.scheduler
+	$(BIN)/python -m helpers.app.scheduler
 
 clean:
 	rm -rf products products-* reports data/warehouse.duckdb data/warehouse.duckdb.wal

@@ -18,9 +18,9 @@ _TMP = Path(tempfile.mkdtemp(prefix="helpers-test-"))
 
 
 def pytest_sessionstart(session):
-    from helpers.config import load_settings
-    from helpers.experiments import load_task_data
-    from helpers.ingest import ingest
+    from helpers.core.settings import load_settings
+    from helpers.ab.store import load_configured
+    from helpers.data.ingest import ingest
     from helpers.warehouse import Warehouse
 
     os.environ.update({
@@ -32,7 +32,7 @@ def pytest_sessionstart(session):
     settings = load_settings()
     ingest(settings)
     with Warehouse.from_settings(settings) as warehouse:
-        load_task_data(warehouse, settings)
+        load_configured(warehouse, settings)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -13,7 +13,7 @@ the obvious alternative measured in the same run:
   closed-form P(B > A), the whole closed-form analysis, and PyMC NUTS (4 chains x 1,000
   draws, warm), with the largest difference between the two.
 - the forecast endpoint: ``wrk`` (Debian's package; 16 connections, 20 s) from a second
-  process on loopback against ``python -m helpers.service`` (one uvicorn worker, uvloop,
+  process on loopback against ``python -m helpers.app.service`` (one uvicorn worker, uvloop,
   httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
   same request through the ASGI app with no network or HTTP parsing.
 
@@ -39,11 +39,11 @@ os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
 
 import pandas as pd  # noqa: E402
 
-from helpers.config import load_settings  # noqa: E402
-from helpers.ingest import ingest_file  # noqa: E402
-from helpers.provenance import git_commit, package_versions  # noqa: E402
-from helpers.quality import SeriesSpec, read_source, validate  # noqa: E402
-from helpers.series import window_features  # noqa: E402
+from helpers.core.settings import load_settings  # noqa: E402
+from helpers.data.ingest import ingest_file  # noqa: E402
+from helpers.core.provenance import git_commit, package_versions  # noqa: E402
+from helpers.data.quality import SeriesSpec, read_source, validate  # noqa: E402
+from helpers.data.series import window_features  # noqa: E402
 from helpers.warehouse import Warehouse  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def bench_ingest(settings, repeat: int, tmp: Path) -> dict:
 
 
 def bench_pipeline(tmp: Path) -> dict:
-    from helpers.pipeline import build
+    from helpers.app.pipeline import build
 
     settings = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
                              warehouse_path=str(tmp / "pipeline.duckdb"))
@@ -121,10 +121,10 @@ def bench_models(settings, repeat: int, tmp: Path) -> dict:
     import numpy as np
     import pmdarima as pm
 
-    from helpers import backtest as bt
-    from helpers import comparison
-    from helpers.forecasting import Forecaster, interval_columns
-    from helpers.series import load_series
+    from helpers.forecast import backtest as bt
+    from helpers.forecast import comparison
+    from helpers.forecast.models import Forecaster, interval_columns
+    from helpers.data.series import load_series
 
     class PmdAutoArima(Forecaster):
         name, family = "pmdarima_auto_arima", "ARIMA"
@@ -154,7 +154,7 @@ def bench_models(settings, repeat: int, tmp: Path) -> dict:
 
     config = comparison.ComparisonConfig.from_settings(settings, "daily")
     cutoffs = bt.make_cutoffs(daily["ds"], config.horizon, 5, config.min_train)
-    from helpers.forecasting import model_catalog
+    from helpers.forecast.models import model_catalog
 
     engines = [model_catalog((7,), config.horizon, ["auto_arima"], False, False)[0], PmdAutoArima()]
     forecasts, timings = bt.backtest(daily, engines, config.horizon, cutoffs)
@@ -172,20 +172,22 @@ def bench_models(settings, repeat: int, tmp: Path) -> dict:
 def bench_ab(settings, repeat: int, tmp: Path) -> dict:
     import numpy as np
 
-    from helpers import abtest as ab
+    from helpers.ab import bayesian as ab
+    from helpers.ab import mcmc
+    from helpers.ab.inputs import ABConfig
 
     rng = np.random.default_rng(settings.ab_seed)
     users = 10_000
     conversions = rng.binomial(users, [0.10, 0.11])
     summary = pd.DataFrame({"variant": ["control", "treatment"], "users": users, "conversions": conversions})
     (a_c, b_c), (a_v, b_v) = ab.beta_parameters(summary)[["a", "b"]].to_numpy()
-    config = ab.ABConfig(draws=settings.ab_draws, seed=settings.ab_seed, pymc_draws=1000, pymc_chains=4)
+    config = ABConfig(draws=settings.ab_draws, seed=settings.ab_seed, pymc_draws=1000, pymc_chains=4)
     exact_repeat = max(repeat, 1) * 200
-    ab.pymc_conversion(summary, config)  # compile and warm up once
+    mcmc.pymc_conversion(summary, config)  # compile and warm up once
     idata = {}
 
     def nuts():
-        idata["last"] = ab.pymc_conversion(summary, config)
+        idata["last"] = mcmc.pymc_conversion(summary, config)
 
     results = {
         "users_per_arm": users, "conversions": [int(c) for c in conversions],
@@ -193,7 +195,7 @@ def bench_ab(settings, repeat: int, tmp: Path) -> dict:
         "closed_form_full_analysis": timed(lambda: ab.conversion_analysis(summary, config), repeat),
         "pymc_nuts_4x1000_warm": timed(nuts, min(repeat, 3)),
     }
-    check = ab.cross_check(summary, idata["last"], config)
+    check = mcmc.cross_check(summary, idata["last"], config)
     results["agreement"] = {"max_abs_difference": float(check["difference"].abs().max()),
                             "all_within_4_mcse": bool(check["agree"].all()),
                             "p_beat_closed_form": float(check["closed form"].iloc[-1]),
@@ -299,14 +301,14 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
 
     import orjson
 
-    from helpers import service
+    from helpers.app import service
 
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("bench service: `wrk` is not installed; `make bench` installs it (Debian package wrk)")
     artifact = service.default_artifact()
     if not artifact.exists():  # build one with the fast profile rather than benchmark nothing
-        from helpers.pipeline import build
+        from helpers.app.pipeline import build
 
         test = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
                              warehouse_path=str(tmp / "warehouse.duckdb"))
@@ -331,8 +333,8 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     # `make serve` (uvloop + httptools) against uvicorn's pure-Python defaults (asyncio + h11).
     script = tmp / "predict.lua"
     script.write_text(WRK_SCRIPT % body.decode())
-    serve = [sys.executable, "-m", "helpers.service", "--artifact", str(artifact)]
-    plain = [sys.executable, "-m", "uvicorn", "--factory", "helpers.service:create_app", "--loop", "asyncio",
+    serve = [sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact)]
+    plain = [sys.executable, "-m", "uvicorn", "--factory", "helpers.app.service:create_app", "--loop", "asyncio",
              "--http", "h11", "--log-level", "warning", "--no-access-log"]
     runs = {}
     for name, command in {"make_serve": serve, "uvicorn_asyncio_h11": plain}.items():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import pytest
 
-from helpers.quality import SeriesSpec
+from helpers.data.quality import SeriesSpec
 from helpers.warehouse import Warehouse
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def daily_series(n=140, trend=0.0, season=10.0, noise=1.0, seed=0) -> pd.DataFra
 
 def artifact_payload(n: int = 3, models: tuple[str, ...] = ("a",), start: str = "2015-01-01") -> dict:
     """A valid forecast artifact with ``n`` daily steps per model (the first model is selected)."""
-    from helpers.artifact import SCHEMA_VERSION
+    from helpers.forecast.artifact import SCHEMA_VERSION
 
     ds = [d.isoformat() for d in pd.date_range(start, periods=n, freq="1D")]
     entries = {}

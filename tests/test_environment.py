@@ -7,7 +7,7 @@ import tomllib
 
 import yaml
 
-from helpers.paths import project_root
+from helpers.core.paths import project_root
 
 #: conda-forge package name -> PyPI name, where they differ.
 CONDA_TO_PYPI = {"python-duckdb": "duckdb"}

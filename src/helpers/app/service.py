@@ -1,0 +1,244 @@
+"""The forecast endpoint: a FastAPI app serving the artifact of the model comparison.
+
+``make serve`` (``python -m helpers.app.service``) starts it with uvicorn on 127.0.0.1:8000.
+The app loads ``products/model/forecast_artifact.json`` (or ``--artifact`` /
+``HELPERS_ARTIFACT``) once, in its lifespan, and turns every model's forecast path into
+ready-to-slice lists, so a request only validates its input, slices and serialises:
+
+- ``POST /predict``: ``{"start_date", "end_date", "model", "include_confidence"}`` to the
+  forecast for those days with its 95% interval and the model's cross-validated RMSE and
+  MAE, the numbers the model-comparison report shows;
+- ``GET /models``: the models, their metrics and the forecastable date range;
+- ``GET /health``: liveness plus which artifact is served.
+
+Input that cannot be served (a date that does not parse, start after end, a range outside
+the forecastable window, an unknown model, a field that is not part of the request) gets a
+422 whose ``detail`` says what is allowed. Without a valid artifact the service does not
+start, and says which command builds one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from helpers.forecast.artifact import ArtifactError, load_artifact
+
+ARTIFACT_ENV = "HELPERS_ARTIFACT"
+INTERVAL = ("lo-95", "hi-95")
+
+
+class PredictRequest(BaseModel):
+    """One forecast request; dates are ISO 8601 days (``YYYY-MM-DD``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: date = Field(description="first day to forecast, ISO 8601 (YYYY-MM-DD)")
+    end_date: date = Field(description="last day to forecast (inclusive), not before start_date")
+    model: str | None = Field(None, max_length=100,
+                              description="a model name from GET /models; omitted: the selected model")
+    include_confidence: bool = Field(True, description="add the 95% prediction interval")
+
+
+class PredictResponse(BaseModel):
+    dates: list[date]
+    forecast: list[float]
+    confidence_lower: list[float] | None
+    confidence_upper: list[float] | None
+    model_used: str
+    rmse: float
+    mae: float
+    last_updated: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ORJSONBytes(Response):
+    """A JSON response from orjson; ``content`` is any orjson-serialisable value."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    first: date
+    dates: list[str]
+    mean: list[float]
+    lower: list[float]
+    upper: list[float]
+    metrics: dict[str, float]
+    members: list[str] | None
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """The artifact, reshaped once for slicing."""
+
+    path: Path
+    models: dict[str, ServedModel]
+    selected: str
+    last_updated: str
+    training_end: str
+    series_id: str
+    schema_version: int
+    window: tuple[str, str]  # the days every model can forecast (the shortest path decides)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Forecasts":
+        payload = load_artifact(path)
+        models = {}
+        for name, model in payload["models"].items():
+            path_ = model["forecast"]
+            days = [datetime.fromisoformat(ds).date() for ds in path_["ds"]]
+            if any(b - a != timedelta(days=1) for a, b in zip(days, days[1:])):
+                raise ArtifactError(f"{path}: model {name!r} forecast is not one row per consecutive day; "
+                                    "rebuild the artifact with `make run`.")
+            models[name] = ServedModel(
+                name=name, first=days[0], dates=[d.isoformat() for d in days], mean=list(path_["mean"]),
+                lower=list(path_[INTERVAL[0]]), upper=list(path_[INTERVAL[1]]),
+                metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"))
+        window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
+        return cls(path=Path(path), models=models, selected=payload["selected_model"],
+                   last_updated=payload["created_utc"], training_end=payload["training_end"],
+                   series_id=payload["series_id"], schema_version=payload["schema_version"], window=window)
+
+
+def default_artifact() -> Path:
+    """``HELPERS_ARTIFACT`` if set, else ``<products>/model/forecast_artifact.json`` of the settings."""
+    if os.environ.get(ARTIFACT_ENV):
+        return Path(os.environ[ARTIFACT_ENV])
+    from helpers.core.settings import load_settings
+
+    return load_settings().products / "model" / "forecast_artifact.json"
+
+
+def _problem(message: str) -> ORJSONBytes:
+    return ORJSONBytes({"detail": message}, status_code=422)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's errors as one sentence per field, with what the field accepts."""
+    allowed = {
+        "start_date": "an ISO 8601 day such as 2015-01-01",
+        "end_date": "an ISO 8601 day such as 2015-01-14",
+        "model": "a model name from GET /models (or leave it out for the selected model)",
+        "include_confidence": "true or false",
+    }
+    parts = []
+    for error in errors:
+        loc = [str(x) for x in error.get("loc", ()) if x != "body"]
+        field = loc[0] if loc else "body"
+        if error.get("type") == "extra_forbidden":
+            parts.append(f"unknown field {field!r}; allowed fields: {', '.join(allowed)}")
+        elif field in allowed:
+            parts.append(f"{field}: {error.get('msg', 'invalid')}; expected {allowed[field]}")
+        else:
+            parts.append(f"request body: {error.get('msg', 'invalid')}; expected a JSON object with "
+                         f"start_date and end_date (optional: model, include_confidence)")
+    return "; ".join(parts)
+
+
+def create_app(artifact: str | Path | None = None) -> FastAPI:
+    """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.forecasts = Forecasts.load(artifact or default_artifact())
+        yield
+
+    app = FastAPI(title="Demand forecast", version="1", lifespan=lifespan,
+                  description="Daily electricity demand forecasts from the model-comparison artifact.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> ORJSONBytes:
+        return _problem(_describe(list(exc.errors())))
+
+    @app.get("/health", response_class=ORJSONBytes)
+    async def health(request: Request) -> ORJSONBytes:
+        """Liveness, and which artifact is being served."""
+        f: Forecasts = request.app.state.forecasts
+        return ORJSONBytes({"status": "ok", "artifact": str(f.path), "series_id": f.series_id,
+                            "selected_model": f.selected, "last_updated": f.last_updated})
+
+    @app.get("/models", response_class=ORJSONBytes)
+    async def models(request: Request) -> ORJSONBytes:
+        """Every served model with its cross-validated metrics, and the days that can be forecast."""
+        f: Forecasts = request.app.state.forecasts
+        first, last = f.window
+        return ORJSONBytes({
+            "selected_model": f.selected,
+            "forecastable": {"start_date": first, "end_date": last},
+            "training_end": f.training_end,
+            "last_updated": f.last_updated,
+            "models": [{"name": m.name, "selected": m.name == f.selected, "members": m.members, **m.metrics}
+                       for m in f.models.values()],
+        })
+
+    @app.post("/predict", response_class=ORJSONBytes, response_model=PredictResponse,
+              responses={422: {"model": Problem, "description": "the request cannot be served; detail says why"}})
+    async def predict(body: PredictRequest, request: Request) -> ORJSONBytes:
+        """The forecast for ``start_date`` to ``end_date`` (inclusive) from one model."""
+        f: Forecasts = request.app.state.forecasts
+        name = f.selected if body.model is None else body.model
+        served = f.models.get(name)
+        if served is None:
+            return _problem(f"unknown model {name!r}; allowed: {', '.join(sorted(f.models))}")
+        if body.start_date > body.end_date:
+            return _problem(f"start_date {body.start_date} is after end_date {body.end_date}")
+        first, last = f.window
+        i = (body.start_date - served.first).days
+        j = (body.end_date - served.first).days + 1
+        if body.start_date.isoformat() < first or body.end_date.isoformat() > last:
+            return _problem(f"the range {body.start_date}..{body.end_date} is outside the forecastable window "
+                            f"{first}..{last}")
+        lower = served.lower[i:j] if body.include_confidence else None
+        upper = served.upper[i:j] if body.include_confidence else None
+        return ORJSONBytes({
+            "dates": served.dates[i:j], "forecast": served.mean[i:j],
+            "confidence_lower": lower, "confidence_upper": upper, "model_used": name,
+            "rmse": served.metrics["rmse"], "mae": served.metrics["mae"], "last_updated": f.last_updated,
+        })
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.app.service", description="Serve the forecast artifact.")
+    parser.add_argument("--artifact", type=Path, help=f"artifact file (default: ${ARTIFACT_ENV} or the "
+                        "settings' products/model/forecast_artifact.json)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    artifact = args.artifact or default_artifact()
+    try:
+        Forecasts.load(artifact)  # refuse to start, with the reason, before binding the port
+    except ArtifactError as exc:
+        print(f"error: cannot serve forecasts: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    uvicorn.run(create_app(artifact), host=args.host, port=args.port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Ingest a time-series file into the warehouse: validate, quarantine, upsert, aggregate.
+
+Order of work, chosen so that a failure never leaves the warehouse half-changed:
+
+1. read and validate the file (:mod:`helpers.data.quality`); a missing required column stops here,
+   before anything touches the warehouse;
+2. stage clean rows, quarantined rows, the run's stats row and the catalog entry in
+   session-temporary tables;
+3. in one transaction: upsert raw rows on ``(series_id, ts)``, rebuild the series' hourly
+   and daily aggregates, append the quarantine rows and the stats row.
+
+Command line (also ``helpers-ingest``)::
+
+    python -m helpers.data.ingest --file my.csv --timestamp-col time --target-col load --freq 1h
+
+Unset options come from the project settings (``env.yaml`` / ``HELPERS_*``). Exit status:
+0 loaded (possibly with quarantined rows), 2 the file or options were rejected, 3 the
+warehouse failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandas.tseries.offsets import Tick
+
+from helpers.core.settings import ConfigError, Settings, load_settings
+from helpers.core.provenance import file_sha256, utc_now
+from helpers.data.quality import ROW_KINDS, DataQualityError, SeriesSpec, ValidationResult, read_source, validate
+from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseError
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did; ``rows_read == rows_loaded + rows_quarantined`` always holds."""
+
+    run_id: str
+    series_id: str
+    source_file: str
+    file_sha256: str
+    started_at: datetime
+    finished_at: datetime
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_inserted: int
+    rows_updated: int
+    counts: dict[str, int]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    aggregates: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return json.dumps(data, indent=2)
+
+    def summary(self) -> str:
+        lines = [
+            f"ingest {self.run_id}: {self.source_file} -> series {self.series_id!r}",
+            f"  rows read {self.rows_read} = loaded {self.rows_loaded} + quarantined {self.rows_quarantined}"
+            f" (new keys {self.rows_inserted}, replaced {self.rows_updated})",
+        ]
+        for finding in self.findings:
+            lines.append(f"  {finding['kind']:<20} {finding['column']:<15} {finding['n_rows']:>6}  {finding['message']}")
+            lines.extend(f"      e.g. {example}" for example in finding["examples"])
+        return "\n".join(lines)
+
+
+def aggregate_grains(freq: str) -> list[str]:
+    """The aggregate tables that make sense for data of spacing ``freq`` (none finer than it)."""
+    offset = SeriesSpec(series_id="_", timestamp_col="t", target_col="y", freq=freq).offset
+    if not isinstance(offset, Tick):
+        return []
+    grains = []
+    if offset.nanos <= pd.Timedelta("1h").value:
+        grains.append("hourly")
+    if offset.nanos <= pd.Timedelta("1D").value:
+        grains.append("daily")
+    return grains
+
+
+def _stage_frames(result: ValidationResult, spec: SeriesSpec, run_id: str, source: str,
+                  now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    clean = result.clean
+    raw = pd.DataFrame({
+        "series_id": spec.series_id,
+        "ts": clean["ts"],
+        "y": clean["y"],
+        "temperature": clean["temperature"],
+        "workday": clean["workday"].astype("Int16"),
+        "run_id": run_id,
+    }, columns=TABLE_COLUMNS["raw_series"])
+    quarantine = pd.DataFrame({
+        "run_id": run_id,
+        "series_id": spec.series_id,
+        "source_file": source,
+        "row_number": result.quarantine["row_number"].astype("int32"),
+        "reasons": result.quarantine["reasons"],
+        "record": result.quarantine["record"],
+        "quarantined_at": pd.Timestamp(now),
+    }, columns=TABLE_COLUMNS["quarantine"])
+    return raw, quarantine
+
+
+def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None) -> IngestReport:
+    """Validate ``path`` and load it into ``warehouse``; see the module docstring for the order."""
+    started = utc_now()
+    run_id = run_id or f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    source = str(path)
+    result = validate(read_source(path), spec, source)  # raises before any write
+    sha = file_sha256(path)
+    raw, quarantine = _stage_frames(result, spec, run_id, source, started)
+    grains = aggregate_grains(spec.freq)
+
+    warehouse.execute("create_stages")
+    try:
+        warehouse.load_frame("stage_raw", raw)
+        warehouse.load_frame("stage_quarantine", quarantine)
+        n_updated = int(warehouse.query("count_existing_keys")["n"].iloc[0])
+        counts = result.counts
+        finished = utc_now()
+        report = IngestReport(
+            run_id=run_id, series_id=spec.series_id, source_file=source, file_sha256=sha,
+            started_at=started, finished_at=finished, rows_read=result.rows_read,
+            rows_loaded=len(raw), rows_quarantined=len(quarantine), rows_inserted=len(raw) - n_updated,
+            rows_updated=n_updated, counts=counts, findings=[f.as_dict() for f in result.findings],
+            aggregates=grains,
+        )
+        dq_row = {
+            **{k: getattr(report, k) for k in ("run_id", "series_id", "source_file", "file_sha256", "started_at",
+                                               "finished_at", "rows_read", "rows_loaded", "rows_quarantined",
+                                               "rows_inserted", "rows_updated")},
+            **{kind: counts[kind] for kind in ROW_KINDS + ("out_of_order",)},
+            "missing_timestamps": counts["gap"],
+            "gap_count": len(result.gaps),
+        }
+        warehouse.load_frame("stage_dq_runs", pd.DataFrame([dq_row], columns=TABLE_COLUMNS["dq_runs"]))
+        catalog = {"series_id": spec.series_id, "freq": spec.freq, "source_file": source,
+                   "target_col": spec.target_col, "temperature_col": spec.temperature_col,
+                   "workday_col": spec.workday_col, "updated_at": finished}
+        warehouse.load_frame("stage_catalog", pd.DataFrame([catalog], columns=TABLE_COLUMNS["series_catalog"]))
+
+        with warehouse.transaction():
+            warehouse.execute("upsert_raw")
+            for grain in grains:
+                warehouse.execute(f"refresh_{grain}", [spec.series_id])
+            warehouse.execute("insert_quarantine")
+            warehouse.execute("insert_dq_run")
+            warehouse.execute("upsert_catalog")
+    finally:
+        warehouse.execute("drop_stages")
+    return report
+
+
+def ingest(settings: Settings, run_id: str | None = None) -> IngestReport:
+    """Ingest ``settings.source_file`` into the configured warehouse."""
+    spec = SeriesSpec.from_settings(settings)
+    with Warehouse.from_settings(settings) as warehouse:
+        return ingest_file(settings.source_file, spec, warehouse, run_id=run_id)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.data.ingest",
+        description="Validate a CSV/Parquet time series and load it into the warehouse. "
+                    "Options left out come from env.yaml (or HELPERS_<KEY> variables).",
+    )
+    options = {
+        "--file": ("source_file", "CSV (.csv, .csv.gz) or Parquet file"),
+        "--series-id": ("series_id", "key of the series in the warehouse"),
+        "--timestamp-col": ("timestamp_col", "column with ISO 8601 timestamps"),
+        "--target-col": ("target_col", "numeric column to analyse and forecast"),
+        "--temperature-col": ("temperature_col", "optional temperature column ('' for none)"),
+        "--workday-col": ("workday_col", "optional 0/1 work-day column ('' for none)"),
+        "--freq": ("freq", "expected spacing, a pandas alias such as 30min, 1h, 1D"),
+        "--target-min": ("target_min", "smallest plausible target ('' for no bound)"),
+        "--target-max": ("target_max", "largest plausible target ('' for no bound)"),
+        "--backend": ("warehouse_backend", "duckdb or snowflake"),
+        "--warehouse": ("warehouse_path", "DuckDB file (duckdb backend)"),
+    }
+    for flag, (dest, help_text) in options.items():
+        parser.add_argument(flag, dest=dest, help=help_text)
+    parser.add_argument("--report", type=Path, help="also write the run report as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    report_path = args.pop("report")
+    try:
+        settings = load_settings(**args)
+        report = ingest(settings)
+    except (ConfigError, DataQualityError, ValueError) as exc:
+        print(f"error: {exc}\nnothing was loaded; the warehouse is unchanged.", file=sys.stderr)
+        return 2
+    except WarehouseError as exc:
+        print(f"warehouse error: {exc}\nthe load was rolled back.", file=sys.stderr)
+        return 3
+    print(report.summary())
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,450 @@
+"""Data-quality checks for a time-series file, run before anything is loaded.
+
+Each ``check_*`` function looks for one kind of problem and returns what it found as
+:class:`Finding` objects (file, column, number of rows, a few examples); :func:`validate`
+runs them all and splits the rows into clean and quarantined ones. The caller decides what
+to do: :mod:`helpers.data.ingest` loads the clean rows and stores the rest with their reasons.
+
+Kinds of problem
+----------------
+Row-level (the row is quarantined, with every reason that applies):
+
+- ``missing_value``: an empty or NA-like cell in a used column;
+- ``unparseable``: a value that is not a timestamp / number (wrong type);
+- ``out_of_range``: a target outside ``[target_min, target_max]`` or an impossible temperature;
+- ``unknown_category``: a work-day flag that is not 0 or 1;
+- ``off_frequency``: a timestamp that is not on the series' grid (e.g. 00:15 in 30-minute data);
+- ``duplicate_timestamp``: a timestamp seen before. Exact copies: the first row is kept and the
+  copies quarantined. Conflicting values: every row of that timestamp is quarantined, because
+  nothing says which one is right (the gap this leaves is reported with the other gaps).
+
+File-level (reported, nothing quarantined):
+
+- ``missing_column``: a required column is absent; the whole file is rejected;
+- ``out_of_order``: rows whose timestamp is earlier than one above them; rows are sorted;
+- ``gap``: expected timestamps absent from the clean rows, as runs with their lengths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import BaseOffset, Tick
+
+from helpers.core.settings import Settings
+
+ROW_KINDS = (
+    "missing_value",
+    "unparseable",
+    "out_of_range",
+    "duplicate_timestamp",
+    "unknown_category",
+    "off_frequency",
+)
+FILE_KINDS = ("missing_column", "out_of_order", "gap")
+#: Cell texts read as missing (compared case-insensitively, after stripping blanks).
+NA_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "#n/a", "nat"})
+#: Physically possible near-surface air temperatures, deg C (records: -89.2 and 56.7).
+TEMPERATURE_RANGE = (-90.0, 60.0)
+MAX_EXAMPLES = 5
+
+
+class DataQualityError(ValueError):
+    """The file cannot be loaded at all (unreadable, or a required column is missing)."""
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """Which columns of a file play which role, the expected spacing, and plausible ranges."""
+
+    series_id: str
+    timestamp_col: str
+    target_col: str
+    temperature_col: str | None = None
+    workday_col: str | None = None
+    freq: str = "30min"
+    target_min: float | None = 0.0
+    target_max: float | None = None
+    temperature_range: tuple[float, float] = TEMPERATURE_RANGE
+
+    def __post_init__(self) -> None:
+        used = [c for c in self.columns().values()]
+        if len(set(used)) != len(used):
+            raise ValueError(f"each role needs its own column, got {self.columns()}")
+        self.offset  # raises a clear error for an unknown frequency
+        if self.target_min is not None and self.target_max is not None and self.target_min > self.target_max:
+            raise ValueError(f"target_min {self.target_min} is above target_max {self.target_max}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SeriesSpec:
+        return cls(
+            series_id=settings.series_id,
+            timestamp_col=settings.timestamp_col,
+            target_col=settings.target_col,
+            temperature_col=settings.temperature_col,
+            workday_col=settings.workday_col,
+            freq=settings.freq,
+            target_min=settings.target_min,
+            target_max=settings.target_max,
+        )
+
+    @property
+    def offset(self) -> BaseOffset:
+        try:
+            return to_offset(self.freq)
+        except ValueError:
+            raise ValueError(
+                f"freq {self.freq!r} is not a pandas offset alias; use e.g. '30min', '1h', '1D', 'MS'"
+            ) from None
+
+    def columns(self) -> dict[str, str]:
+        """Role -> column in the file, for the roles this series has."""
+        pairs = {"ts": self.timestamp_col, "y": self.target_col,
+                 "temperature": self.temperature_col, "workday": self.workday_col}
+        return {role: col for role, col in pairs.items() if col}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of problem in one column: how many rows, and a few examples."""
+
+    kind: str
+    column: str
+    n_rows: int
+    examples: tuple[str, ...]
+    message: str
+    rows: tuple[int, ...] = field(default=(), repr=False)  # 0-based positions in the file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "column": self.column, "n_rows": self.n_rows,
+                "examples": list(self.examples), "message": self.message}
+
+
+@dataclass
+class ValidationResult:
+    """Clean rows (roles as columns, sorted by time) and quarantined rows with reasons."""
+
+    source: str
+    rows_read: int
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame  # row_number (1-based), reasons, record (JSON text)
+    findings: list[Finding]
+    gaps: pd.DataFrame  # start, end, n_missing
+
+    def count(self, kind: str) -> int:
+        """Rows (or, for ``gap``, missing timestamps) flagged with ``kind`` across columns."""
+        return sum(f.n_rows for f in self.findings if f.kind == kind)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {kind: self.count(kind) for kind in ROW_KINDS + FILE_KINDS}
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read_source(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (optionally compressed) or Parquet file; CSV cells stay text for checking."""
+    path = Path(path)
+    if not path.exists():
+        raise DataQualityError(f"{path}: file not found")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] == ".parquet":
+            frame = pd.read_parquet(path)
+        elif ".csv" in suffixes:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+        else:
+            raise DataQualityError(f"{path}: unsupported file type; use .csv, .csv.gz (or .bz2/.zip/.xz) or .parquet")
+    except DataQualityError:
+        raise
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataQualityError(f"{path}: cannot be read as a table: {exc}") from exc
+    if frame.empty:
+        raise DataQualityError(f"{path}: the file has no data rows")
+    return frame
+
+
+# -- single checks ---------------------------------------------------------------------------
+def _examples(rows: np.ndarray, values: pd.Series) -> tuple[str, ...]:
+    return tuple(f"row {int(r) + 1}: {values.iloc[int(r)]!r}" for r in rows[:MAX_EXAMPLES])
+
+
+def finding_from_mask(kind: str, column: str, mask: np.ndarray, values: pd.Series, message: str) -> Finding | None:
+    """A :class:`Finding` for the rows where ``mask`` is true (``values`` gives the examples), or ``None``."""
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        return None
+    return Finding(kind, column, len(rows), _examples(rows, values), message, tuple(int(r) for r in rows))
+
+
+def check_required_columns(frame: pd.DataFrame, spec: SeriesSpec, source: str = "<data>") -> list[Finding]:
+    """A finding for each configured column the file lacks (the file must then be rejected)."""
+    found = [str(c) for c in frame.columns]
+    findings = []
+    for role, column in spec.columns().items():
+        if column not in frame.columns:
+            findings.append(Finding(
+                "missing_column", column, len(frame), (),
+                f"{source}: missing required column {column!r} (role {role}); columns found: {found}",
+            ))
+    return findings
+
+
+def is_missing(values: pd.Series) -> np.ndarray:
+    """True where a cell is NA or an NA-like text (see :data:`NA_TOKENS`)."""
+    text = values.astype("string").str.strip().str.lower()
+    return (values.isna() | text.isin(NA_TOKENS).fillna(False)).to_numpy(dtype=bool)
+
+
+def check_missing_values(frame: pd.DataFrame, spec: SeriesSpec) -> list[Finding]:
+    findings = []
+    for role, column in spec.columns().items():
+        hit = finding_from_mask("missing_value", column, is_missing(frame[column]), frame[column],
+                       f"{column!r} ({role}) is empty or NA")
+        if hit:
+            findings.append(hit)
+    return findings
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """ISO 8601 timestamps; ones with a UTC offset are converted to UTC, naive ones kept as given."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        return parsed.astype("datetime64[ns]")
+    text = values.astype("string").str.strip()
+    has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(dtype=bool)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if (~has_offset).any():
+        parsed[~has_offset] = pd.to_datetime(text[~has_offset], errors="coerce", format="ISO8601")
+    if has_offset.any():
+        aware = pd.to_datetime(text[has_offset], errors="coerce", format="ISO8601", utc=True)
+        parsed[has_offset] = aware.dt.tz_localize(None)
+    return parsed
+
+
+def parse_numbers(values: pd.Series) -> pd.Series:
+    """Finite floats; anything else (text, inf) becomes NaN."""
+    numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers))
+
+
+def parse_flag(values: pd.Series) -> pd.Series:
+    """0/1 flags (also 0.0/1.0, true/false); anything else becomes NA."""
+    text = values.astype("string").str.strip().str.lower()
+    mapped = text.map({"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0})
+    return mapped.astype("Int64")
+
+
+def check_unparseable(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
+    """Cells that are present but not of the column's type (the flag is checked as a category)."""
+    findings = []
+    expected = {"ts": "an ISO 8601 timestamp", "y": "a number", "temperature": "a number"}
+    for role, what in expected.items():
+        column = spec.columns().get(role)
+        if column is None:
+            continue
+        bad = ~is_missing(frame[column]) & parsed[role].isna().to_numpy()
+        hit = finding_from_mask("unparseable", column, bad, frame[column], f"{column!r} ({role}) is not {what}")
+        if hit:
+            findings.append(hit)
+    return findings
+
+
+def check_out_of_range(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
+    findings = []
+    bounds = {"y": (spec.target_min, spec.target_max), "temperature": spec.temperature_range}
+    for role, (low, high) in bounds.items():
+        column = spec.columns().get(role)
+        if column is None:
+            continue
+        values = parsed[role]
+        bad = np.zeros(len(values), dtype=bool)
+        if low is not None:
+            bad |= (values < low).to_numpy()
+        if high is not None:
+            bad |= (values > high).to_numpy()
+        hit = finding_from_mask("out_of_range", column, bad, frame[column],
+                       f"{column!r} ({role}) outside the allowed range [{low}, {high}]")
+        if hit:
+            findings.append(hit)
+    return findings
+
+
+def check_unknown_category(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
+    column = spec.workday_col
+    if column is None:
+        return []
+    bad = ~is_missing(frame[column]) & parsed["workday"].isna().to_numpy()
+    hit = finding_from_mask("unknown_category", column, bad, frame[column], f"{column!r} (workday) must be 0 or 1")
+    return [hit] if hit else []
+
+
+def check_off_frequency(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
+    """Timestamps off the series' grid.
+
+    For fixed spacings the grid's phase is the most common ``ts mod step`` in the file, so
+    one stray first row cannot shift the grid; calendar offsets use ``is_on_offset``.
+    """
+    ts = parsed["ts"]
+    valid = ts.notna().to_numpy()
+    bad = np.zeros(len(ts), dtype=bool)
+    offset = spec.offset
+    if valid.any():
+        if isinstance(offset, Tick):
+            step = offset.nanos
+            phase = ts[valid].astype("int64").to_numpy() % step
+            phases, counts = np.unique(phase, return_counts=True)
+            bad[valid] = phase != phases[counts.argmax()]
+        else:
+            bad[valid] = ~np.array([offset.is_on_offset(t) for t in ts[valid]], dtype=bool)
+    hit = finding_from_mask("off_frequency", spec.timestamp_col, bad, frame[spec.timestamp_col],
+                   f"{spec.timestamp_col!r} not on the {spec.freq} grid")
+    return [hit] if hit else []
+
+
+def check_duplicate_timestamps(
+    frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame, eligible: np.ndarray
+) -> list[Finding]:
+    """Repeated timestamps among ``eligible`` rows (those with no other problem)."""
+    candidates = parsed[eligible]
+    repeated = candidates[candidates["ts"].duplicated(keep=False)]
+    if repeated.empty:
+        return []
+    value_cols = [role for role in ("y", "temperature", "workday") if role in spec.columns()]
+    bad_rows: list[int] = []
+    n_exact = n_conflict = 0
+    for _, group in repeated.groupby("ts", sort=False):
+        distinct = group[value_cols].astype("float64").drop_duplicates()
+        if len(distinct) == 1:  # exact copies: keep the first one
+            bad_rows.extend(group.index[1:])
+            n_exact += len(group) - 1
+        else:  # conflicting values: no row can be trusted
+            bad_rows.extend(group.index)
+            n_conflict += len(group)
+    mask = np.zeros(len(parsed), dtype=bool)
+    mask[bad_rows] = True
+    message = (f"{spec.timestamp_col!r} repeats: {n_exact} exact copies (first row kept), "
+               f"{n_conflict} rows with conflicting values (all quarantined)")
+    hit = finding_from_mask("duplicate_timestamp", spec.timestamp_col, mask, frame[spec.timestamp_col], message)
+    return [hit] if hit else []
+
+
+def check_out_of_order(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
+    """Rows whose timestamp is earlier than a timestamp above them in the file."""
+    ts = parsed["ts"]
+    running_max = ts.ffill().cummax().shift(1)
+    bad = (ts < running_max).to_numpy()
+    hit = finding_from_mask("out_of_order", spec.timestamp_col, bad, frame[spec.timestamp_col],
+                   f"{spec.timestamp_col!r} earlier than a row above it (rows are sorted before loading)")
+    return [hit] if hit else []
+
+
+def find_gaps(ts: pd.Series, freq: str) -> pd.DataFrame:
+    """Runs of expected timestamps absent between the first and last of ``ts``.
+
+    Returns columns ``start``, ``end`` (first and last missing timestamp) and ``n_missing``.
+    """
+    empty = pd.DataFrame({"start": pd.Series(dtype="datetime64[ns]"),
+                          "end": pd.Series(dtype="datetime64[ns]"), "n_missing": pd.Series(dtype="int64")})
+    ts = pd.DatetimeIndex(ts.dropna()).unique().sort_values()
+    if len(ts) < 2:
+        return empty
+    expected = pd.date_range(ts[0], ts[-1], freq=freq)
+    missing = expected.difference(ts)
+    if len(missing) == 0:
+        return empty
+    position = expected.get_indexer(missing)
+    run_id = np.cumsum(np.diff(position, prepend=position[0] - 2) != 1)
+    runs = pd.DataFrame({"ts": missing, "run": run_id}).groupby("run")["ts"]
+    return pd.DataFrame({"start": runs.min(), "end": runs.max(), "n_missing": runs.size()}).reset_index(drop=True)
+
+
+def _gapfinding_from_mask(gaps: pd.DataFrame, spec: SeriesSpec) -> Finding | None:
+    if gaps.empty:
+        return None
+    examples = tuple(f"{g.start} to {g.end} ({g.n_missing} missing)" for g in gaps.head(MAX_EXAMPLES).itertuples())
+    n = int(gaps["n_missing"].sum())
+    return Finding("gap", spec.timestamp_col, n, examples,
+                   f"{n} expected {spec.freq} timestamps missing in {len(gaps)} gaps")
+
+
+# -- quarantine --------------------------------------------------------------------------------
+def row_reasons(findings: list[Finding], reasons: dict[int, list[str]] | None = None) -> dict[int, list[str]]:
+    """Every reason (``kind:column``) per 0-based row of the findings, added to ``reasons`` if given."""
+    reasons = {} if reasons is None else reasons
+    for finding in findings:
+        for row in finding.rows:
+            reasons.setdefault(row, []).append(f"{finding.kind}:{finding.column}")
+    return reasons
+
+
+def quarantine_table(frame: pd.DataFrame, reasons: dict[int, list[str]]) -> pd.DataFrame:
+    """The quarantined rows of ``frame`` as stored: ``row_number`` (1-based), ``reasons``
+    (joined by ``'; '``) and ``record`` (the row as read, JSON text)."""
+    rows = sorted(reasons)
+    return pd.DataFrame({
+        "row_number": pd.Series([r + 1 for r in rows], dtype="int64"),
+        "reasons": pd.Series(["; ".join(reasons[r]) for r in rows], dtype="object"),
+        "record": pd.Series([json.dumps({str(k): (None if pd.isna(v) else str(v)) for k, v in frame.iloc[r].items()})
+                             for r in rows], dtype="object"),
+    })
+
+
+# -- all checks together ---------------------------------------------------------------------
+def parse_frame(frame: pd.DataFrame, spec: SeriesSpec) -> pd.DataFrame:
+    """The file's columns parsed into roles; unparseable cells become NA."""
+    columns = spec.columns()
+    return pd.DataFrame({
+        "ts": parse_timestamps(frame[columns["ts"]]),
+        "y": parse_numbers(frame[columns["y"]]),
+        "temperature": (parse_numbers(frame[columns["temperature"]]) if "temperature" in columns
+                        else pd.Series(np.nan, index=frame.index)),
+        "workday": (parse_flag(frame[columns["workday"]]) if "workday" in columns
+                    else pd.Series(pd.NA, index=frame.index, dtype="Int64")),
+    }, index=frame.index)
+
+
+def validate(frame: pd.DataFrame, spec: SeriesSpec, source: str = "<data>") -> ValidationResult:
+    """Run every check; raise :class:`DataQualityError` when a required column is missing."""
+    missing_columns = check_required_columns(frame, spec, source)
+    if missing_columns:
+        raise DataQualityError("; ".join(f.message for f in missing_columns))
+    frame = frame.reset_index(drop=True)
+    parsed = parse_frame(frame, spec)
+
+    findings: list[Finding] = []
+    findings += check_missing_values(frame, spec)
+    findings += check_unparseable(frame, spec, parsed)
+    findings += check_out_of_range(frame, spec, parsed)
+    findings += check_unknown_category(frame, spec, parsed)
+    findings += check_off_frequency(frame, spec, parsed)
+
+    reasons = row_reasons(findings)
+    eligible = np.ones(len(frame), dtype=bool)
+    eligible[list(reasons)] = False
+    duplicates = check_duplicate_timestamps(frame, spec, parsed, eligible)
+    findings += duplicates
+    row_reasons(duplicates, reasons)
+    findings += check_out_of_order(frame, spec, parsed)
+
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[list(reasons)] = True
+    clean = parsed[~bad].sort_values("ts", kind="stable").reset_index(drop=True)
+    gaps = find_gaps(clean["ts"], spec.freq)
+    gap_finding = _gapfinding_from_mask(gaps, spec)
+    if gap_finding:
+        findings.append(gap_finding)
+
+    quarantine = quarantine_table(frame, reasons)
+    result = ValidationResult(source, len(frame), clean, quarantine, findings, gaps)
+    if len(result.clean) + len(result.quarantine) != result.rows_read:  # the accounting invariant
+        raise AssertionError(f"{source}: rows read {result.rows_read} != clean {len(clean)} + quarantined "
+                             f"{len(quarantine)}")
+    return result

@@ -1,0 +1,193 @@
+"""Rolling-origin cross-validation, metrics, model selection and the ensemble.
+
+Folds use an expanding window: for each cutoff the model is fitted on everything up to and
+including the cutoff and forecasts the next ``h`` steps. Cutoffs are spread evenly over the
+back part of the series, so several seasons are evaluated.
+
+Selection and evaluation are kept apart: the earlier folds (``role == 'selection'``) choose
+the model and the ensemble members; the later folds (``role == 'evaluation'``) only score
+them. Nothing measured on the evaluation folds feeds back into a choice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.diagnostic import acorr_ljungbox
+from utilsforecast import losses
+
+from helpers.forecast.models import DEFAULT_LEVELS, Forecaster, interval_columns
+
+#: Southern-hemisphere seasons by month.
+SEASONS = {12: "summer", 1: "summer", 2: "summer", 3: "autumn", 4: "autumn", 5: "autumn",
+           6: "winter", 7: "winter", 8: "winter", 9: "spring", 10: "spring", 11: "spring"}
+
+
+def make_cutoffs(ds: pd.Series, h: int, n_folds: int, min_train: int) -> list[pd.Timestamp]:
+    """``n_folds`` cutoffs from ``min_train`` steps in to ``h`` steps before the end, evenly spaced."""
+    n = len(ds)
+    last = n - h - 1
+    if n_folds < 1 or min_train - 1 > last:
+        raise ValueError(f"{n} points cannot hold {n_folds} folds of horizon {h} after {min_train} training points")
+    positions = np.linspace(min_train - 1, last, n_folds).round().astype(int)
+    return [pd.Timestamp(ds.iloc[p]) for p in np.unique(positions)]
+
+
+def backtest(frame: pd.DataFrame, models: Sequence[Forecaster], h: int, cutoffs: Sequence[pd.Timestamp],
+             level: Sequence[int] = DEFAULT_LEVELS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecasts of every model at every cutoff, and the fit+predict time of each.
+
+    Args:
+        frame: ``unique_id, ds, y`` plus covariates, on a complete grid (no missing ``y``).
+
+    Returns:
+        ``(forecasts, timings)``: forecasts has ``unique_id, ds, cutoff, y`` and per model a
+        mean column and ``<model>-lo-<level>`` / ``<model>-hi-<level>`` columns; timings has
+        ``model, cutoff, seconds``.
+    """
+    if frame["y"].isna().any():
+        raise ValueError("backtest needs a complete series; fill or drop the missing values first")
+    pieces, timings = [], []
+    for cutoff in cutoffs:
+        train = frame[frame["ds"] <= cutoff]
+        future = frame[frame["ds"] > cutoff].head(h)
+        fold = future[["unique_id", "ds", "y"]].assign(cutoff=cutoff).reset_index(drop=True)
+        for model in models:
+            start = time.perf_counter()
+            predicted = model.fit(train).predict(future.drop(columns="y").reset_index(drop=True), level)
+            timings.append({"model": model.name, "cutoff": cutoff, "seconds": time.perf_counter() - start})
+            fold[model.name] = predicted["mean"].to_numpy()
+            for column in interval_columns(level):
+                fold[f"{model.name}-{column}"] = predicted[column].to_numpy()
+        pieces.append(fold)
+    forecasts = pd.concat(pieces, ignore_index=True)
+    return forecasts[["unique_id", "ds", "cutoff", "y", *[c for c in forecasts if c not in
+                                                           ("unique_id", "ds", "cutoff", "y")]]], pd.DataFrame(timings)
+
+
+def model_names(forecasts: pd.DataFrame) -> list[str]:
+    return [c for c in forecasts.columns if c not in ("unique_id", "ds", "cutoff", "y", "role") and "-lo-" not in c
+            and "-hi-" not in c]
+
+
+def add_ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = "ensemble",
+                 weights: Sequence[float] | None = None, level: Sequence[int] = DEFAULT_LEVELS) -> pd.DataFrame:
+    """Weighted mean of member forecasts (equal weights by default); bounds averaged likewise.
+
+    Averaging the members' bounds is an approximation to the ensemble's interval; its
+    coverage is measured like every other model's.
+    """
+    w = np.full(len(members), 1 / len(members)) if weights is None else np.asarray(weights) / np.sum(weights)
+    out = forecasts.copy()
+    for suffix in ["", *[f"-{c}" for c in interval_columns(level)]]:
+        out[f"{name}{suffix}"] = sum(wi * forecasts[f"{m}{suffix}"] for wi, m in zip(w, members))
+    return out
+
+
+def assign_roles(forecasts: pd.DataFrame, n_selection: int) -> pd.DataFrame:
+    """Mark the first ``n_selection`` cutoffs ``selection`` and the rest ``evaluation``."""
+    cutoffs = sorted(forecasts["cutoff"].unique())
+    if not 0 < n_selection < len(cutoffs):
+        raise ValueError(f"need selection and evaluation folds; {len(cutoffs)} folds, n_selection={n_selection}")
+    chosen = set(cutoffs[:n_selection])
+    return forecasts.assign(role=np.where(forecasts["cutoff"].isin(chosen), "selection", "evaluation"))
+
+
+def directional_accuracy(forecasts: pd.DataFrame, frame: pd.DataFrame, models: Sequence[str]) -> pd.Series:
+    """Share of steps where the forecast moved in the same direction as the actual value,
+    both measured from the previous actual value (the last training value for step 1)."""
+    previous = forecasts.groupby("cutoff")["y"].shift(1)
+    last_train = forecasts["cutoff"].map(frame.set_index("ds")["y"])
+    previous = previous.fillna(last_train)
+    actual = np.sign(forecasts["y"] - previous)
+    return pd.Series({m: float((np.sign(forecasts[m] - previous) == actual).mean()) for m in models})
+
+
+def score(forecasts: pd.DataFrame, frame: pd.DataFrame, season_length: int,
+          level: Sequence[int] = DEFAULT_LEVELS) -> pd.DataFrame:
+    """MAE, RMSE, MAPE (%), MASE, directional accuracy and interval coverage per model.
+
+    MASE scales by the in-sample seasonal-naive MAE of each fold's training data
+    (Hyndman & Koehler, 2006); metrics come from ``utilsforecast.losses``.
+    """
+    models = model_names(forecasts)
+    rows = {}
+    for cutoff, fold in forecasts.groupby("cutoff"):
+        train = frame[frame["ds"] <= cutoff][["unique_id", "ds", "y"]]
+        fold = fold.drop(columns=[c for c in ("role",) if c in fold])
+        rows[cutoff] = {
+            "mae": losses.mae(fold, models), "rmse": losses.rmse(fold, models),
+            "mape": losses.mape(fold, models), "mase": losses.mase(fold, models, season_length, train),
+            **{f"coverage_{lv}": losses.coverage(fold, models, lv) for lv in level},
+        }
+    table = []
+    for cutoff, metrics in rows.items():
+        for metric, values in metrics.items():
+            series = values.set_index("unique_id")[models].iloc[0]
+            for model, value in series.items():
+                table.append({"cutoff": cutoff, "model": model, "metric": metric, "value": float(value)})
+    long = pd.DataFrame(table)
+    long.loc[long["metric"] == "mape", "value"] *= 100
+    direction = [{"cutoff": c, "model": m, "metric": "directional_accuracy", "value": v}
+                 for c, fold in forecasts.groupby("cutoff")
+                 for m, v in directional_accuracy(fold, frame, models).items()]
+    return pd.concat([long, pd.DataFrame(direction)], ignore_index=True)
+
+
+def leaderboard(scores: pd.DataFrame, cutoffs: Sequence[pd.Timestamp] | None = None) -> pd.DataFrame:
+    """Mean of each metric over the given folds (all folds by default), best RMSE first.
+
+    RMSE over folds is the root of the mean squared error, not the mean of fold RMSEs.
+    """
+    part = scores if cutoffs is None else scores[scores["cutoff"].isin(cutoffs)]
+    wide = part.pivot_table(index="model", columns="metric", values="value", aggfunc="mean")
+    rmse = part[part["metric"] == "rmse"].assign(sq=lambda d: d["value"] ** 2).groupby("model")["sq"].mean() ** 0.5
+    wide["rmse"] = rmse
+    return wide.sort_values("rmse")
+
+
+def select(scores: pd.DataFrame, selection_cutoffs: Sequence[pd.Timestamp], candidates: Sequence[str],
+           n_members: int = 3) -> tuple[str, list[str]]:
+    """Best candidate by RMSE on the selection folds, and the ensemble's members (top ``n_members``)."""
+    board = leaderboard(scores, selection_cutoffs)
+    ranked = [m for m in board.index if m in candidates]
+    if not ranked:
+        raise ValueError(f"none of the candidates {list(candidates)} was backtested")
+    return ranked[0], ranked[:n_members]
+
+
+def segment_errors(forecasts: pd.DataFrame, models: Sequence[str], workday: pd.Series | None = None) -> pd.DataFrame:
+    """RMSE per model by season and by work day vs other day."""
+    frame = forecasts.assign(season=forecasts["ds"].dt.month.map(SEASONS))
+    if workday is not None:
+        frame["day type"] = frame["ds"].dt.normalize().map(workday).map({1.0: "work day", 0.0: "non-work day"})
+    rows = []
+    for segment in [c for c in ("season", "day type") if c in frame]:
+        for value, part in frame.groupby(segment):
+            for m in models:
+                rows.append({"segment": segment, "value": value, "model": m, "n": len(part),
+                             "rmse": float(np.sqrt(((part["y"] - part[m]) ** 2).mean()))})
+    return pd.DataFrame(rows).pivot_table(index=["segment", "value", "n"], columns="model", values="rmse").reset_index()
+
+
+def ljung_box(residuals: pd.Series, lags: Sequence[int]) -> pd.DataFrame:
+    """Ljung-Box test of residual autocorrelation at each lag (H0: no autocorrelation)."""
+    return acorr_ljungbox(residuals.dropna(), lags=list(lags)).rename_axis("lag").reset_index()
+
+
+def learning_curve(frame: pd.DataFrame, make_model, h: int, cutoff: pd.Timestamp,
+                   train_lengths: Sequence[int]) -> pd.DataFrame:
+    """RMSE of one model forecasting the same ``h`` steps after ``cutoff`` from training windows
+    of different lengths (the most recent ``n`` points)."""
+    history = frame[frame["ds"] <= cutoff]
+    future = frame[frame["ds"] > cutoff].head(h).reset_index(drop=True)
+    rows = []
+    for n in train_lengths:
+        if n > len(history):
+            continue
+        predicted = make_model().fit(history.tail(n)).predict(future.drop(columns="y"))
+        rows.append({"train_length": n, "rmse": float(np.sqrt(((future["y"] - predicted["mean"]) ** 2).mean()))})
+    return pd.DataFrame(rows)

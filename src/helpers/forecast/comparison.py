@@ -1,0 +1,322 @@
+"""The model comparison and the final fit, as the notebook and the pipeline call them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.forecast import backtest as bt
+from helpers.forecast.models import DEFAULT_LEVELS, Forecaster, interval_columns, model_catalog
+from helpers.data.series import degree_days
+from helpers.data.calendar import workday_flags
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """One comparison: the grain, its seasonal periods, horizon, folds and models."""
+
+    grain: str
+    freq: str
+    season_lengths: tuple[int, ...]
+    horizon: int
+    n_folds: int
+    n_selection: int
+    min_train: int
+    models: tuple[str, ...]
+    n_members: int = 3
+    max_horizon: int = 28
+    holiday_country: str | None = None
+    holiday_subdiv: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings, grain: str) -> ComparisonConfig:
+        prefix = f"{grain}_"
+        return cls.parse(grain, getattr(settings, prefix + "horizon"), getattr(settings, prefix + "folds"),
+                         getattr(settings, prefix + "min_train"), getattr(settings, prefix + "models"),
+                         settings.max_horizon if grain == "daily" else settings.max_horizon * 24,
+                         settings.holiday_country, settings.holiday_subdiv)
+
+    @classmethod
+    def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int,
+              holiday_country: str | None = None, holiday_subdiv: str | None = None) -> ComparisonConfig:
+        seasons = {"daily": ("1D", (7,)), "hourly": ("1h", (24, 168))}
+        if grain not in seasons:
+            raise ValueError(f"grain must be 'daily' or 'hourly', got {grain!r}")
+        names = tuple(m.strip() for m in models.split(",") if m.strip())
+        if n_folds < 2:
+            raise ValueError("n_folds must be at least 2 (selection and evaluation)")
+        freq, season_lengths = seasons[grain]
+        return cls(grain, freq, season_lengths, horizon, n_folds, n_folds // 2, min_train, names,
+                   max_horizon=max_horizon, holiday_country=holiday_country, holiday_subdiv=holiday_subdiv)
+
+    def with_calendar(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with ``workday`` from the holiday calendar when one is configured.
+
+        Calendar models then see the same flag in the backtest as in production, where only
+        the calendar knows the future; without a calendar the observed flag is kept.
+        """
+        if not self.holiday_country:
+            return frame
+        return frame.assign(workday=workday_flags(frame["ds"], self.holiday_country, self.holiday_subdiv).to_numpy())
+
+    def build(self, names: Sequence[str], frame: pd.DataFrame) -> list[Forecaster]:
+        """Fresh instances of ``names`` for a frame prepared by ``with_calendar``."""
+        return model_catalog(self.season_lengths, self.horizon, names,
+                             has_temperature="temperature" in frame and bool(frame["temperature"].notna().all()),
+                             has_workday="workday" in frame and bool(frame["workday"].notna().all()))
+
+
+@dataclass
+class Comparison:
+    config: ComparisonConfig
+    forecasts: pd.DataFrame
+    timings: pd.DataFrame
+    scores: pd.DataFrame
+    selected: str
+    members: list[str]
+    candidates: list[str]
+    conditional: list[str] = field(default_factory=list)
+    calendar: list[str] = field(default_factory=list)
+
+    @property
+    def selection_cutoffs(self) -> list[pd.Timestamp]:
+        return sorted(self.forecasts.loc[self.forecasts["role"] == "selection", "cutoff"].unique())
+
+    @property
+    def evaluation_cutoffs(self) -> list[pd.Timestamp]:
+        return sorted(self.forecasts.loc[self.forecasts["role"] == "evaluation", "cutoff"].unique())
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Evaluation-fold metrics per model, with fit time and the model's role."""
+        board = bt.leaderboard(self.scores, self.evaluation_cutoffs)
+        board["median fit+predict s"] = self.timings.groupby("model")["seconds"].median()
+        kinds = {**{m: "conditional (observed future temperature)" for m in self.conditional},
+                 **{m: "calendar (work days)" for m in self.calendar}, "ensemble": "ensemble"}
+        board["kind"] = [kinds.get(m, "univariate") for m in board.index]
+        return board
+
+
+def prepare_frame(view: pd.DataFrame) -> pd.DataFrame:
+    """``load_series`` output with degree-days; long gaps (still missing) are not allowed."""
+    if view["y"].isna().any():
+        raise ValueError(f"{int(view['y'].isna().sum())} steps are still missing after the short-gap fill; "
+                         "the comparison needs a complete series (raise max_fill_steps or trim the series)")
+    return view.assign(degree_days=degree_days(view["temperature"]))
+
+
+def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
+    """Backtest every model, choose on the selection folds, add the ensemble, score everything.
+
+    Production candidates need nothing about the future but its dates: univariate models,
+    and calendar models when a holiday calendar is configured.
+    """
+    frame = config.with_calendar(frame)
+    models = config.build(config.models, frame)
+    # A short series keeps at least half of its points for training before the first cutoff.
+    config = replace(config, min_train=min(config.min_train, len(frame) // 2))
+    cutoffs = bt.make_cutoffs(frame["ds"], config.horizon, config.n_folds, config.min_train)
+    forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs)
+    forecasts = bt.assign_roles(forecasts, config.n_selection)
+    scores = bt.score(forecasts, frame, config.season_lengths[0])
+    candidates = [m.name for m in models if not m.covariates or (config.holiday_country and not m.conditional)]
+    selected, members = bt.select(scores, sorted(cutoffs)[:config.n_selection], candidates, config.n_members)
+    forecasts = bt.add_ensemble(forecasts, members)
+    ensemble_columns = ["ensemble", *[f"ensemble-{c}" for c in interval_columns()]]
+    ensemble_scores = bt.score(forecasts[["unique_id", "ds", "cutoff", "y", *ensemble_columns]], frame,
+                               config.season_lengths[0])
+    scores = pd.concat([scores, ensemble_scores], ignore_index=True)
+    return Comparison(config, forecasts, timings, scores, selected, members, candidates,
+                      conditional=[m.name for m in models if m.conditional],
+                      calendar=[m.name for m in models if m.covariates and not m.conditional])
+
+
+def accuracy_summary(comparison: Comparison) -> pd.DataFrame:
+    """RMSE ratios against seasonal naive on the evaluation folds."""
+    board = comparison.leaderboard()
+    baseline = float(board.loc["seasonal_naive", "rmse"])
+    rows = [("selected model (chosen on selection folds)", comparison.selected), ("ensemble", "ensemble")]
+    groups = [("best univariate model", [m for m in comparison.candidates if m not in comparison.calendar]),
+              ("best calendar model (holiday-calendar work days)",
+               [m for m in comparison.candidates if m in comparison.calendar]),
+              ("best conditional model (uses observed temperature)", comparison.conditional)]
+    for what, names in groups:
+        ranked = [m for m in board.index if m in names]
+        if ranked:
+            rows.append((f"{what} on evaluation folds", ranked[0]))
+    return pd.DataFrame([{"what": what, "model": m, "rmse": float(board.loc[m, "rmse"]),
+                          "seasonal naive rmse": baseline, "ratio to seasonal naive": float(board.loc[m, "rmse"]) / baseline}
+                         for what, m in rows])
+
+
+def forecast_paths(frame: pd.DataFrame, config: ComparisonConfig, names: list[str],
+                   level=DEFAULT_LEVELS) -> dict[str, pd.DataFrame]:
+    """Fit each named production candidate on all of ``frame`` and forecast ``max_horizon`` steps.
+
+    Future work days come from the holiday calendar; without one only univariate models
+    can be fitted here.
+    """
+    start = frame["ds"].iloc[-1] + pd.tseries.frequencies.to_offset(config.freq)
+    future = config.with_calendar(pd.DataFrame({"ds": pd.date_range(start, periods=config.max_horizon,
+                                                                    freq=config.freq)}))
+    frame = config.with_calendar(frame)
+    models = model_catalog(config.season_lengths, config.max_horizon, names, False, bool(config.holiday_country))
+    return {m.name: m.fit(frame).predict(future, level).assign(ds=future["ds"]) for m in models}
+
+
+def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str, members: list[str],
+                    metrics: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """The selected model, the ensemble members and the ensemble: forecast paths plus CV metrics."""
+    names = list(dict.fromkeys([selected, *members]))
+    paths = forecast_paths(frame, config, names)
+    # The same ensemble formula as in the backtest, on the members' paths side by side.
+    wide = pd.concat([paths[m].drop(columns="ds").add_prefix(f"{m}-").rename(columns={f"{m}-mean": m})
+                      for m in members], axis=1)
+    combined = bt.add_ensemble(wide, members)
+    paths["ensemble"] = pd.DataFrame({"ds": paths[members[0]]["ds"], "mean": combined["ensemble"],
+                                      **{c: combined[f"ensemble-{c}"] for c in interval_columns()}})
+    return {
+        name: {
+            "members": members if name == "ensemble" else None,
+            "cv": metrics[name],
+            "forecast": {"ds": [d.isoformat() for d in path["ds"]],
+                         **{c: [float(x) for x in path[c]] for c in ["mean", *interval_columns()]}},
+        }
+        for name, path in paths.items()
+    }
+
+
+METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "directional_accuracy"]
+
+
+def selection_record(comparison: Comparison) -> dict:
+    """What the final fit needs: the config, the choice, and every model's evaluation metrics."""
+    board = comparison.leaderboard()
+    return {
+        "config": config_dict(comparison.config), "selected": comparison.selected, "members": comparison.members,
+        "metrics": {m: {k: float(board.loc[m, k]) for k in METRICS} for m in board.index},
+        "evaluation_cutoffs": [c.isoformat() for c in comparison.evaluation_cutoffs],
+    }
+
+
+def write_selection(comparison: Comparison, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(selection_record(comparison), indent=1))
+    return path
+
+
+def read_selection(path: str | Path) -> tuple[ComparisonConfig, dict]:
+    record = json.loads(Path(path).read_text())
+    config = record["config"]
+    config = ComparisonConfig(**{**config, "season_lengths": tuple(config["season_lengths"]),
+                                 "models": tuple(config["models"])})
+    return config, record
+
+
+def config_dict(config: ComparisonConfig) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def in_sample_residuals(frame: pd.DataFrame, config: ComparisonConfig, name: str) -> pd.Series:
+    """One-step-ahead in-sample residuals of ``name`` fitted on all of ``frame``."""
+    frame = config.with_calendar(frame)
+    (model,) = config.build([name], frame)
+    try:
+        fitted = model.fitted_values(frame)
+    except NotImplementedError as exc:
+        raise ValueError(f"no in-sample residuals for {name}: {exc}") from None
+    return pd.Series(frame["y"].to_numpy(dtype=float) - fitted, index=frame["ds"].to_numpy(), name=name).dropna()
+
+
+def justification(comparison: Comparison) -> str:
+    """The model choice in words, built from the evaluation-fold numbers."""
+    board = comparison.leaderboard()
+    chosen, base = comparison.selected, "seasonal_naive"
+    baselines = [m for m in ("naive", "seasonal_naive", "window_average") if m in board.index]
+    best_baseline = min(baselines, key=lambda m: board.loc[m, "rmse"])
+    ratio = board.loc[chosen, "rmse"] / board.loc[base, "rmse"]
+    margin = 1 - board.loc[chosen, "rmse"] / board.loc[best_baseline, "rmse"]
+    text = [
+        f"**{chosen}** was chosen because it had the lowest RMSE on the {len(comparison.selection_cutoffs)} "
+        f"selection folds among the models that need nothing about the future but its dates (and, for "
+        f"calendar models, its public holidays). On the "
+        f"{len(comparison.evaluation_cutoffs)} later evaluation folds, which played no part in the choice, its RMSE is "
+        f"{board.loc[chosen, 'rmse']:.3g} against {board.loc[base, 'rmse']:.3g} for seasonal naive "
+        f"(ratio {ratio:.3f}); its margin over the best baseline ({best_baseline}) is {margin:+.1%}.",
+        f"Its 80% and 95% intervals covered {board.loc[chosen, 'coverage_80']:.0%} and "
+        f"{board.loc[chosen, 'coverage_95']:.0%} of the actual values; it got the direction of change right "
+        f"{board.loc[chosen, 'directional_accuracy']:.0%} of the time; a fit and forecast took a median "
+        f"{board.loc[chosen, 'median fit+predict s']:.2f} s.",
+        f"The ensemble of {', '.join(comparison.members)} reached RMSE {board.loc['ensemble', 'rmse']:.3g} "
+        f"(ratio {board.loc['ensemble', 'rmse'] / board.loc[base, 'rmse']:.3f}).",
+    ]
+    if ratio > 0.9:
+        text.append("The selected model is **not** 10% better than seasonal naive on this series: the simple "
+                    "weekly benchmark is hard to beat without outside information.")
+    if comparison.conditional:
+        best = min(comparison.conditional, key=lambda m: board.loc[m, "rmse"])
+        text.append(f"With the observed temperature of the forecast days, {best} reaches RMSE "
+                    f"{board.loc[best, 'rmse']:.3g} (ratio {board.loc[best, 'rmse'] / board.loc[base, 'rmse']:.3f}); "
+                    "this is a conditional forecast, only as good as a temperature forecast would be, so it is "
+                    "reported but not deployed.")
+    return "\n\n".join(text)
+
+
+def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
+    """Forecast against actual on the last fold, one panel per model, 80% and 95% bands."""
+    from plotly.subplots import make_subplots
+
+    models = models or [m for m in comparison.leaderboard().index]
+    last = comparison.forecasts[comparison.forecasts["cutoff"] == comparison.forecasts["cutoff"].max()]
+    fig = make_subplots(rows=len(models), cols=1, shared_xaxes=True, subplot_titles=models, vertical_spacing=0.02)
+    for i, m in enumerate(models, start=1):
+        for lv, opacity in ((95, 0.15), (80, 0.3)):
+            fig.add_scatter(x=list(last["ds"]) + list(last["ds"][::-1]),
+                            y=list(last[f"{m}-hi-{lv}"]) + list(last[f"{m}-lo-{lv}"][::-1]), fill="toself",
+                            line=dict(width=0), fillcolor=f"rgba(31,119,180,{opacity})", showlegend=False,
+                            hoverinfo="skip", row=i, col=1)
+        fig.add_scatter(x=last["ds"], y=last[m], line=dict(color="#1f77b4"), showlegend=False, row=i, col=1)
+        fig.add_scatter(x=last["ds"], y=last["y"], line=dict(color="black", dash="dot"), showlegend=False, row=i, col=1)
+    fig.update_layout(title="Last fold: forecast (blue, 80/95% bands) against actual (dotted)",
+                      height=170 * len(models) + 80, margin=dict(t=70, b=30, l=60, r=20))
+    return fig
+
+
+def plot_error_distributions(comparison: Comparison):
+    """Forecast errors (actual - forecast) per model on the evaluation folds."""
+    import plotly.graph_objects as go
+
+    evaluation = comparison.forecasts[comparison.forecasts["role"] == "evaluation"]
+    fig = go.Figure()
+    for m in comparison.leaderboard().index:
+        fig.add_box(y=evaluation["y"] - evaluation[m], name=m, boxmean=True)
+    fig.update_layout(title="Forecast errors on the evaluation folds", yaxis_title="actual - forecast",
+                      showlegend=False, height=400, margin=dict(t=50, b=80, l=60, r=20))
+    return fig
+
+
+def backtest_residuals(comparison: Comparison, name: str) -> pd.Series:
+    """Out-of-sample errors (actual - forecast) of ``name`` over all folds, in time order."""
+    frame = comparison.forecasts.sort_values(["cutoff", "ds"])
+    return pd.Series((frame["y"] - frame[name]).to_numpy(), index=frame["ds"].to_numpy(), name=name)
+
+
+def fold_table(comparison: Comparison, metric: str = "rmse") -> pd.DataFrame:
+    """``metric`` per fold (rows: cutoff and role) and model (columns)."""
+    roles = comparison.forecasts.groupby("cutoff")["role"].first()
+    table = comparison.scores[comparison.scores["metric"] == metric].pivot(index="cutoff", columns="model",
+                                                                             values="value")
+    table.insert(0, "role", roles)
+    return table
+
+
+def seasonal_errors(comparison: Comparison, workday: pd.Series | None) -> pd.DataFrame:
+    """Segment RMSE on the evaluation folds."""
+    evaluation = comparison.forecasts[comparison.forecasts["role"] == "evaluation"]
+    models = [comparison.selected, "ensemble", "seasonal_naive"]
+    return bt.segment_errors(evaluation, list(dict.fromkeys(models)), workday)
+

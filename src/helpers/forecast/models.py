@@ -1,0 +1,301 @@
+"""Forecasting models behind one small interface.
+
+Every model is a thin class over a library model::
+
+    model = make_model("ets", season_length=7)
+    model.fit(train)                      # train: ds, y (+ covariate columns)
+    model.predict(future, level=(80, 95)) # future: ds (+ covariates), one row per step
+
+``predict`` returns ``mean`` and ``lo-<level>`` / ``hi-<level>`` columns. Models marked
+``conditional`` use the *observed* future temperature: they are conditional forecasts,
+reported beside the univariate models but never chosen for production (their future
+inputs would themselves have to be forecast). Models whose only covariate is the
+``workday`` flag are calendar models: a holiday calendar gives that flag for any future
+date (``helpers.data.calendar``), so they can be deployed.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+Level = Sequence[int]
+DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
+
+
+def interval_columns(level: Level = DEFAULT_LEVELS) -> list[str]:
+    return [f"{side}-{lv}" for lv in level for side in ("lo", "hi")]
+
+
+class Forecaster(ABC):
+    """fit(train) -> self; predict(future, level) -> DataFrame(mean, lo-*, hi-*)."""
+
+    name: str = "model"
+    family: str = "model"
+    conditional: bool = False
+    covariates: tuple[str, ...] = ()
+
+    @abstractmethod
+    def fit(self, train: pd.DataFrame) -> Forecaster: ...
+
+    @abstractmethod
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame: ...
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        """One-step-ahead in-sample predictions after fitting on ``train`` (NaN where undefined)."""
+        raise NotImplementedError(f"{self.name} has no in-sample one-step predictions")
+
+    def _exog(self, frame: pd.DataFrame) -> np.ndarray | None:
+        if not self.covariates:
+            return None
+        missing = [c for c in self.covariates if c not in frame or frame[c].isna().any()]
+        if missing:
+            raise ValueError(f"{self.name} needs complete covariates {list(self.covariates)}; missing: {missing}")
+        return frame[list(self.covariates)].to_numpy(dtype=float)
+
+
+class StatsForecastModel(Forecaster):
+    """A statsforecast model; ``factory`` builds a fresh one for each fit."""
+
+    def __init__(self, name: str, family: str, factory: Callable[[], object], covariates: tuple[str, ...] = (),
+                 conditional: bool = False) -> None:
+        self.name, self.family, self.factory = name, family, factory
+        self.covariates, self.conditional = covariates, conditional
+
+    def fit(self, train: pd.DataFrame) -> StatsForecastModel:
+        self.model_ = self.factory()
+        X = self._exog(train)
+        self.model_.fit(train["y"].to_numpy(dtype=float), X)  # type: ignore[attr-defined]
+        return self
+
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
+        out = self.model_.predict(len(future), X=self._exog(future), level=list(level))  # type: ignore[attr-defined]
+        return pd.DataFrame({k: np.asarray(out[k], dtype=float) for k in ["mean", *interval_columns(level)]})
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        if self.covariates:
+            return super().fitted_values(train)
+        out = self.factory().forecast(y=train["y"].to_numpy(dtype=float), h=1, fitted=True)  # type: ignore[attr-defined]
+        return np.asarray(out["fitted"], dtype=float)
+
+
+class CalendarAdjusted(Forecaster):
+    """A univariate model fitted on the series with public-holiday effects taken out.
+
+    A public holiday on a weekday (``workday == 0`` from Monday to Friday) looks like a
+    Sunday; left in, it drags the smoothed level of the days after it, and the weekly
+    seasonal pattern repeats it a week later. The effect is estimated on the training data
+    as the mean difference between each holiday and the same weekday a week before and a
+    week after (the ones that are not holidays), subtracted before fitting and added back on
+    future holidays. With no holiday in the training data the effect is zero.
+    """
+
+    covariates = ("workday",)
+
+    def __init__(self, name: str, base: Forecaster) -> None:
+        self.name, self.family, self.base = name, base.family, base
+
+    @staticmethod
+    def holidays(frame: pd.DataFrame) -> np.ndarray:
+        return ((frame["ds"].dt.dayofweek < 5) & (frame["workday"] == 0)).to_numpy()
+
+    def _adjusted(self, train: pd.DataFrame) -> pd.DataFrame:
+        self._exog(train)
+        y, holiday = train["y"].to_numpy(dtype=float), self.holidays(train)
+        days = train["ds"].to_numpy()
+        week = np.timedelta64(7, "D")
+        position = {d: i for i, d in enumerate(days)}
+        effects = []
+        for i in np.flatnonzero(holiday):
+            around = [position.get(days[i] + k * week) for k in (-1, 1)]
+            reference = [y[j] for j in around if j is not None and not holiday[j]]
+            if reference:
+                effects.append(y[i] - np.mean(reference))
+        self.effect_ = float(np.mean(effects)) if effects else 0.0
+        return train.assign(y=y - self.effect_ * holiday)
+
+    def fit(self, train: pd.DataFrame) -> CalendarAdjusted:
+        self.base.fit(self._adjusted(train))
+        return self
+
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
+        self._exog(future)
+        return self.base.predict(future, level).add(self.effect_ * self.holidays(future), axis=0)
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        adjusted = self._adjusted(train)
+        return self.base.fitted_values(adjusted) + self.effect_ * self.holidays(train)
+
+
+class SarimaGridModel(Forecaster):
+    """Explicit (p,d,q)(P,D,Q)m grid with pmdarima, chosen by AIC on the training data only.
+
+    d and D come from unit-root tests (``ndiffs``: KPSS; ``nsdiffs``: OCSB); candidate p and
+    q are the lags up to ``max_order`` whose PACF / ACF of the differenced series exceed the
+    white-noise bound, plus 0 (Box-Jenkins identification).
+    """
+
+    name, family = "sarima_grid", "ARIMA"
+
+    def __init__(self, season_length: int, max_order: int = 2) -> None:
+        self.m, self.max_order = season_length, max_order
+
+    def candidate_orders(self, y: np.ndarray) -> tuple[int, int, list[int], list[int]]:
+        import pmdarima as pm
+        from statsmodels.tsa.stattools import acf, pacf
+
+        d = int(pm.arima.ndiffs(y, test="kpss", max_d=2))
+        D = int(pm.arima.nsdiffs(y, m=self.m, max_D=1)) if self.m > 1 else 0
+        z = np.diff(y, n=d) if d else y
+        if D:
+            z = z[self.m:] - z[:-self.m]
+        bound = 1.96 / np.sqrt(len(z))
+        lags = range(1, self.max_order + 1)
+        p_values = [0] + [k for k in lags if abs(pacf(z, nlags=self.max_order)[k]) > bound]
+        q_values = [0] + [k for k in lags if abs(acf(z, nlags=self.max_order)[k]) > bound]
+        return d, D, p_values, q_values
+
+    def fit(self, train: pd.DataFrame) -> SarimaGridModel:
+        import pmdarima as pm
+
+        y = train["y"].to_numpy(dtype=float)
+        d, D, p_values, q_values = self.candidate_orders(y)
+        best = None
+        for p in p_values:
+            for q in q_values:
+                for P, Q in ((0, 0), (1, 0), (0, 1), (1, 1)) if self.m > 1 else ((0, 0),):
+                    model = pm.ARIMA(order=(p, d, q), seasonal_order=(P, D, Q, self.m), suppress_warnings=True,
+                                     with_intercept=d + D == 0)
+                    try:
+                        model.fit(y)
+                    except (ValueError, np.linalg.LinAlgError):
+                        continue
+                    if best is None or model.aic() < best.aic():
+                        best = model
+        if best is None:
+            raise ValueError("no ARIMA candidate could be fitted")
+        self.model_ = best
+        self.order_, self.seasonal_order_ = best.order, best.seasonal_order
+        return self
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.fit(train).model_.predict_in_sample(), dtype=float)
+
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
+        h = len(future)
+        out = {"mean": np.asarray(self.model_.predict(h), dtype=float)}
+        for lv in level:
+            _, bounds = self.model_.predict(h, return_conf_int=True, alpha=1 - lv / 100)
+            out[f"lo-{lv}"], out[f"hi-{lv}"] = bounds[:, 0], bounds[:, 1]
+        return pd.DataFrame(out)[["mean", *interval_columns(level)]]
+
+
+class ProphetModel(Forecaster):
+    """Prophet with optional regressors; intervals from its predictive samples."""
+
+    family = "Prophet"
+
+    def __init__(self, name: str, regressors: tuple[str, ...] = (), conditional: bool = False, seed: int = 0,
+                 samples: int = 300) -> None:
+        self.name, self.covariates, self.conditional, self.seed, self.samples = name, regressors, conditional, seed, samples
+
+    def fit(self, train: pd.DataFrame) -> ProphetModel:
+        from cmdstanpy.utils import get_logger
+        from prophet import Prophet
+
+        get_logger().setLevel(logging.WARNING)  # cmdstanpy configures its logger on first use
+        logging.getLogger("prophet").setLevel(logging.WARNING)
+        self._exog(train)
+        model = Prophet(uncertainty_samples=self.samples, daily_seasonality=False)
+        for regressor in self.covariates:
+            model.add_regressor(regressor)
+        np.random.seed(self.seed)  # Prophet draws its uncertainty samples from numpy's global state
+        self.model_ = model.fit(train[["ds", "y", *self.covariates]])
+        return self
+
+    def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
+        self._exog(future)
+        frame = future[["ds", *self.covariates]]
+        np.random.seed(self.seed)
+        mean = self.model_.predict(frame)["yhat"].to_numpy()
+        draws = self.model_.predictive_samples(frame)["yhat"]
+        out = {"mean": mean}
+        for lv in level:
+            out[f"lo-{lv}"] = np.quantile(draws, (100 - lv) / 200, axis=1)
+            out[f"hi-{lv}"] = np.quantile(draws, 1 - (100 - lv) / 200, axis=1)
+        return pd.DataFrame(out)[["mean", *interval_columns(level)]]
+
+    def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
+        """Prophet's fit to the training days (a smoother, not one-step-ahead predictions)."""
+        return self.fit(train).model_.predict(train[["ds", *self.covariates]])["yhat"].to_numpy()
+
+
+def _statsforecast_models(season_length: int, horizon: int) -> dict[str, Callable[[], Forecaster]]:
+    from statsforecast.models import (
+        AutoARIMA, AutoETS, Holt, HoltWinters, Naive, SeasonalNaive, SimpleExponentialSmoothingOptimized,
+        WindowAverage,
+    )
+    from statsforecast.utils import ConformalIntervals
+
+    def conformal() -> ConformalIntervals:  # for models without analytic intervals
+        return ConformalIntervals(h=horizon, n_windows=3)
+
+    m = season_length
+    models: dict[str, Callable[[], Forecaster]] = {
+        "naive": lambda: StatsForecastModel("naive", "baseline", Naive),
+        "seasonal_naive": lambda: StatsForecastModel("seasonal_naive", "baseline", lambda: SeasonalNaive(m)),
+        "window_average": lambda: StatsForecastModel(
+            "window_average", "baseline", lambda: WindowAverage(m, prediction_intervals=conformal())),
+        "ses": lambda: StatsForecastModel(
+            "ses", "exponential smoothing", lambda: SimpleExponentialSmoothingOptimized(prediction_intervals=conformal())),
+        "holt": lambda: StatsForecastModel("holt", "exponential smoothing", lambda: Holt(season_length=m)),
+        "holt_winters": lambda: StatsForecastModel("holt_winters", "exponential smoothing",
+                                                   lambda: HoltWinters(season_length=m)),
+        "ets": lambda: StatsForecastModel("ets", "exponential smoothing", lambda: AutoETS(season_length=m)),
+        "auto_arima": lambda: StatsForecastModel("auto_arima", "ARIMA", lambda: AutoARIMA(season_length=m)),
+    }
+    return models
+
+
+def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[str],
+                  has_temperature: bool, has_workday: bool) -> list[Forecaster]:
+    """Fresh instances of the named models for a series with the given seasonal periods.
+
+    Names: naive, seasonal_naive, window_average, ses, holt, holt_winters, ets, auto_arima,
+    sarima_grid, mstl, prophet; with a work-day flag also ets_calendar, holt_winters_calendar
+    (holiday-adjusted, see ``CalendarAdjusted``) and arima_workday (regression on the flag
+    with ARIMA errors); with temperature the conditional arimax_temperature and
+    prophet_temperature. Models whose covariates the series lacks are skipped.
+    """
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS
+
+    m = season_lengths[0]
+    builders = _statsforecast_models(m, horizon)
+    builders["sarima_grid"] = lambda: SarimaGridModel(m)
+    builders["mstl"] = lambda: StatsForecastModel(
+        "mstl", "decomposition", lambda: MSTL(season_length=list(season_lengths), trend_forecaster=AutoETS(model="ZZN")))
+    calendar = ("workday",) if has_workday else ()
+    builders["prophet"] = lambda: ProphetModel("prophet", calendar)
+    needs_workday = {"ets_calendar", "holt_winters_calendar", "arima_workday"}
+    if has_workday:
+        univariate = _statsforecast_models(m, horizon)
+        builders["ets_calendar"] = lambda: CalendarAdjusted("ets_calendar", univariate["ets"]())
+        builders["holt_winters_calendar"] = lambda: CalendarAdjusted("holt_winters_calendar",
+                                                                     univariate["holt_winters"]())
+        builders["arima_workday"] = lambda: StatsForecastModel(
+            "arima_workday", "ARIMA", lambda: AutoARIMA(season_length=m), covariates=calendar)
+    needs_temperature = {"arimax_temperature", "prophet_temperature"}
+    if has_temperature:
+        builders["arimax_temperature"] = lambda: StatsForecastModel(
+            "arimax_temperature", "ARIMA", lambda: AutoARIMA(season_length=m),
+            covariates=("degree_days", *calendar), conditional=True)
+        builders["prophet_temperature"] = lambda: ProphetModel(
+            "prophet_temperature", ("degree_days", *calendar), conditional=True)
+    unknown = sorted(set(names) - set(builders) - needs_workday - needs_temperature)
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; available: {sorted(set(builders) | needs_workday | needs_temperature)}")
+    return [builders[name]() for name in names if name in builders]

@@ -1,0 +1,213 @@
+"""Render the executed notebooks and the problem statement as a browsable website.
+
+One layout whatever renders it: ``reports/index.html`` linking every page, and one page
+per source, named after its pipeline task (``eda.html``, ``bayesian_ab-checkout_flow.html``,
+``problem_statement.html``). Every page carries the run's provenance (run time, git
+commit, data hash, parameters, package versions): a one-line stamp at the top and the full
+record, folded, at the bottom.
+
+When the ``quarto`` binary is on PATH, the pages are assembled in a staging folder (the
+project's ``_quarto.yml``, a generated ``index.md``, the notebooks under their page names
+and the provenance fragment) and ``quarto render`` builds the site there (code folded, a
+table of contents, the fragment after every page body). Otherwise nbconvert renders the
+same pages with code hidden, a table of contents built from the headings, plotly figures
+embedded (interactive, no network needed) and the same provenance block.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from helpers.core.paths import project_root
+
+GROUPS = {"bayesian_ab": "A/B experiments"}
+DEFAULT_GROUP = "Demand forecasting"
+STYLE = ("<style>.run-stamp{font:13px sans-serif;color:#555;background:#f6f6f6;padding:.4em .8em;margin:0 0 1em}"
+         ".run-provenance{font:13px sans-serif;margin:2em 0;padding:1em;border-top:1px solid #ccc}"
+         ".run-provenance table{border-collapse:collapse}.run-provenance td{border:1px solid #ddd;padding:.1em .5em;"
+         "vertical-align:top;word-break:break-all}nav.page-toc{font:14px sans-serif;margin:0 0 1.5em}"
+         "nav.page-toc ul{margin:.2em 0}.run-stamp a,nav.page-toc a{color:#0645ad;text-decoration:underline}</style>")
+
+
+def notebook_title(notebook: nbformat.NotebookNode, default: str) -> str:
+    """The first Markdown heading of a notebook, without the leading ``#``."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return default
+
+
+def markdown_title(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    return next((line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#")), path.stem)
+
+
+# -- provenance ----------------------------------------------------------------------------------------------
+def provenance_html(stamp: dict[str, Any] | None) -> tuple[str, str]:
+    """(top stamp, bottom block) for a :func:`helpers.core.provenance.stamp` record; empty without one."""
+    if not stamp:
+        return "", ""
+    sha = stamp.get("data_sha256") or "n/a"
+    commit = stamp.get("git_commit") or "unknown"
+    profile = stamp.get("parameters", {}).get("profile", "")
+    top = (f'<div class="run-stamp">Run {html.escape(stamp["run_time_utc"])} UTC &middot; profile '
+           f'{html.escape(profile)} &middot; commit <code>{html.escape(commit[:12])}</code> &middot; data SHA-256 '
+           f'<code>{html.escape(sha[:12])}</code> &middot; <a href="#run-provenance">provenance</a></div>')
+
+    def rows(items: dict[str, Any]) -> str:
+        return "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in items.items())
+
+    basics = {"run time (UTC)": stamp["run_time_utc"], "git commit": commit,
+              "data file": stamp.get("data_file") or "n/a", "data SHA-256": sha}
+    bottom = (f'<section class="run-provenance" id="run-provenance"><h2>Provenance of this run</h2>'
+              f"<table>{rows(basics)}</table>"
+              f"<details><summary>Parameters</summary><table>{rows(stamp.get('parameters', {}))}</table></details>"
+              f"<details><summary>Package versions</summary><table>{rows(stamp.get('packages', {}))}</table>"
+              "</details></section>")
+    return top, bottom
+
+
+def _decorate(page: str, top: str, bottom: str, toc: str = "") -> str:
+    """Add the style, the stamp and table of contents at the top and the provenance at the bottom."""
+    page = page.replace("</head>", STYLE + "</head>", 1)
+    page = re.sub(r"(<body[^>]*>\s*(?:<main>)?)", lambda m: m.group(1) + top + toc, page, count=1)
+    return page.replace("</body>", bottom + "</body>", 1) if "</main>" not in page else \
+        page.replace("</main>", bottom + "</main>", 1)
+
+
+def table_of_contents(body: str) -> str:
+    """A nested list of the page's level-2 and level-3 headings (nbconvert gives them ids)."""
+    items = []
+    for level, anchor, text in re.findall(r'<h([23]) id="([^"]+)">(.*?)(?:<a class="anchor-link"|</h[23]>)', body):
+        label = re.sub(r"<[^>]+>", "", text).strip()
+        if anchor != "Provenance":
+            items.append((int(level), anchor, label))
+    if not items:
+        return ""
+    lines = []
+    for level, anchor, label in items:
+        indent = ' style="margin-left:1.5em"' if level == 3 else ""
+        lines.append(f'<li{indent}><a href="#{html.escape(anchor)}">{label}</a></li>')
+    return f'<nav class="page-toc"><strong>Contents</strong><ul>{"".join(lines)}</ul></nav>'
+
+
+# -- nbconvert -----------------------------------------------------------------------------------------------
+def render_notebook(path: Path, out_dir: Path, name: str | None = None,
+                    stamp: dict[str, Any] | None = None) -> tuple[Path, str]:
+    """One executed notebook to ``out_dir/<name>.html`` (default: its stem) with code hidden; returns (file, title)."""
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(path, as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(notebook)
+    top, bottom = provenance_html(stamp)
+    target = out_dir / f"{name or path.stem}.html"
+    target.write_text(_decorate(body, top, bottom, table_of_contents(body)), encoding="utf-8")
+    return target, notebook_title(notebook, path.stem)
+
+
+def _plain_page(title: str, body: str, top: str, bottom: str) -> str:
+    return _decorate(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{max-width:48em;margin:2em auto;padding:0 1em;font-family:sans-serif;line-height:1.5}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}</style></head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n", top, bottom)
+
+
+def render_markdown(path: Path, out_dir: Path, stamp: dict[str, Any] | None = None) -> tuple[Path, str]:
+    """A Markdown page to ``out_dir/<stem>.html``; returns (file, title)."""
+    from nbconvert.filters.markdown import markdown2html
+
+    title = markdown_title(path)
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(_plain_page(title, markdown2html(path.read_text(encoding="utf-8")), *provenance_html(stamp)),
+                      encoding="utf-8")
+    return target, title
+
+
+def index_sections(pages: list[tuple[str, str]], notebooks: list[tuple[str, str]]) -> list[tuple[str, list]]:
+    """(heading, [(page name, title)]) in reading order: background, analyses, experiments.
+
+    Pages of one notebook run over a grid (``bayesian_ab-<id>``) share a title: the grid
+    value is added to tell them apart.
+    """
+    sections: dict[str, list[tuple[str, str]]] = {"Background": list(pages)}
+    for name, title in notebooks:
+        group, _, value = name.partition("-")
+        label = f"{title}: {value}" if value else title
+        sections.setdefault(GROUPS.get(group, DEFAULT_GROUP), []).append((name, label))
+    return [(heading, items) for heading, items in sections.items() if items]
+
+
+def write_index(sections: list[tuple[str, list]], index: Path, stamp: dict[str, Any] | None = None) -> Path:
+    """An ``index.html`` linking every page (relative links, so the folder can move)."""
+    parts = []
+    for heading, items in sections:
+        links = "\n".join(f'    <li><a href="{html.escape(name)}.html">{html.escape(title)}</a></li>'
+                          for name, title in items)
+        parts.append(f"  <h2>{html.escape(heading)}</h2>\n  <ul>\n{links}\n  </ul>")
+    body = "  <h1>Demand analytics reports</h1>\n" + "\n".join(parts)
+    index.write_text(_plain_page("Demand analytics reports", body, *provenance_html(stamp)), encoding="utf-8")
+    return index
+
+
+# -- quarto --------------------------------------------------------------------------------------------------
+def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[str, Any] | None,
+                   staging: Path) -> Path:
+    """The staging folder ``quarto render`` builds: same page names as the nbconvert path."""
+    staging.mkdir(parents=True, exist_ok=True)
+    shutil.copy(project_root() / "_quarto.yml", staging / "_quarto.yml")
+    top, bottom = provenance_html(stamp)
+    (staging / "_stamp.html").write_text(STYLE + top, encoding="utf-8")
+    (staging / "_provenance.html").write_text(bottom, encoding="utf-8")
+    for page in pages:
+        shutil.copy(page, staging / page.name)
+    titles = []
+    for name, path in notebooks.items():
+        shutil.copy(path, staging / f"{name}.ipynb")
+        titles.append((name, notebook_title(nbformat.read(path, as_version=4), name)))
+    sections = index_sections([(p.stem, markdown_title(p)) for p in pages], titles)
+    lines = ["---", 'title: "Demand analytics reports"', "---", ""]
+    for heading, items in sections:
+        lines += [f"## {heading}", ""] + [f"- [{title}]({name}.html)" for name, title in items] + [""]
+    (staging / "index.md").write_text("\n".join(lines), encoding="utf-8")
+    return staging
+
+
+def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index: Path | None = None,
+                   pages: list[Path] | None = None, stamp: dict[str, Any] | None = None) -> Path:
+    """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page.
+
+    ``notebooks`` maps page names to executed notebooks (a list uses the file stems);
+    ``stamp`` is the run's :func:`helpers.core.provenance.stamp`, shown on every page.
+    """
+    if not isinstance(notebooks, dict):
+        notebooks = {path.stem: path for path in notebooks}
+    pages = pages or []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = index or out_dir / "index.html"
+    quarto = shutil.which("quarto")
+    if quarto:
+        with tempfile.TemporaryDirectory(prefix="quarto-site-") as tmp:
+            staging = quarto_project(notebooks, pages, stamp, Path(tmp))
+            subprocess.run([quarto, "render", str(staging), "--output-dir", str(out_dir.resolve())], check=True)
+        return index
+    rendered = [render_markdown(path, out_dir, stamp) for path in pages]
+    titles = [(target.stem, title) for target, title in
+              (render_notebook(path, out_dir, name, stamp) for name, path in notebooks.items())]
+    sections = index_sections([(target.stem, title) for target, title in rendered], titles)
+    return write_index(sections, index, stamp)

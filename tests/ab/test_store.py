@@ -1,0 +1,161 @@
+"""Experiment generation, checks on a user's file, SRM, and the load on both backends."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from helpers.ab import __main__ as ab_cli
+from helpers.ab import simulation, srm, store, validation
+from helpers.app import tasks
+from helpers.core import experiment_specs
+from helpers.core.settings import ConfigError, load_settings
+from helpers.data.quality import DataQualityError
+
+SPEC = {"demo": {"days": 5, "users_per_day": 400, "start": "2026-01-05",
+                 "variants": {"control": {"rate": 0.2, "order_value": 30}, "treat": {"rate": 0.3, "order_value": 30}}}}
+
+
+def test_generator_is_seeded_and_follows_the_spec():
+    (spec,) = experiment_specs.parse_specs(SPEC)
+    first, again = simulation.generate(spec, seed=1), simulation.generate(spec, seed=1)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.equals(simulation.generate(spec, seed=2))
+    assert list(first.columns) == list(validation.COLUMNS) and first["user_id"].is_unique
+    assert first["assigned_at"].between("2026-01-05", "2026-01-10").all()
+    rates = first.groupby("variant")["converted"].mean()
+    assert rates["treat"] > rates["control"]
+    assert (first.loc[first["converted"] == 0, "revenue"] == 0).all()
+    assert (first.loc[first["converted"] == 1, "revenue"] > 0).all()
+    assert spec.true_lifts == {"treat": pytest.approx(0.1)}
+
+
+def test_the_default_settings_hold_a_lift_an_aa_and_a_multi_variant_experiment(clean_env):
+    specs = {s.experiment_id: s for s in experiment_specs.parse_specs(load_settings().ab_experiments)}
+    assert any(any(lift > 0 for lift in s.true_lifts.values()) for s in specs.values())
+    assert any(all(lift == 0 for lift in s.true_lifts.values()) for s in specs.values())
+    assert any(len(s.variants) >= 3 for s in specs.values())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"variants": {"control": {"rate": 0.1}}}, "at least two variants"),
+    ({"variants": {"a": {"rate": 1.5}, "b": {"rate": 0.1}}}, r"rate must be in \[0.0, 1.0\]"),
+    ({"allocation": [0.7, 0.7]}, "must sum to 1"),
+    ({"control": "nobody"}, "is not one of its variants"),
+    ({"days": "many"}, "days must be a number"),
+    ({"start": "soon"}, "start must be a date"),
+])
+def test_bad_experiment_definitions_say_what_is_allowed(change, message):
+    with pytest.raises(experiment_specs.ExperimentConfigError, match=message):
+        experiment_specs.parse_specs({"demo": {**SPEC["demo"], **change}})
+
+
+def test_bad_definitions_surface_as_config_errors(clean_env):
+    with pytest.raises(ConfigError, match="needs a 'variants' mapping"):
+        load_settings(ab_experiments="demo: {}")
+    with pytest.raises(experiment_specs.ExperimentConfigError, match="experiment id must be"):
+        experiment_specs.parse_specs({"bad id!": SPEC["demo"]})
+
+
+def _file_rows() -> pd.DataFrame:
+    rows = [
+        ["e1", "u1", "control", "2026-01-05T10:00:00", "1", "12.5"],
+        ["e1", "u2", "treat", "2026-01-05T11:00:00", "0", "0"],
+        ["e1", "u3", "treat", "not a time", "0", "0"],             # unparseable
+        ["e1", "u4", "treat", "2026-01-05T12:00:00", "yes", "0"],   # unknown category
+        ["e1", "u5", "control", "2026-01-05T12:00:00", "0", "9"],   # revenue without conversion
+        ["e1", "u6", "control", "2026-01-05T12:00:00", "1", "-3"],  # negative revenue
+        ["e1", "", "control", "2026-01-05T12:00:00", "1", "3"],     # missing user
+        ["e1", "u7", "control", "2026-01-05T13:00:00", "0", "0"],
+        ["e1", "u7", "control", "2026-01-05T13:00:00", "0", "0"],   # exact copy: first kept
+        ["e1", "u8", "control", "2026-01-05T14:00:00", "0", "0"],
+        ["e1", "u8", "treat", "2026-01-05T14:00:00", "0", "0"],     # two variants: both quarantined
+        ["e 1", "u9", "treat", "2026-01-05T14:00:00", "0", "0"],    # bad id characters
+    ]
+    return pd.DataFrame(rows, columns=list(validation.COLUMNS))
+
+
+def test_file_checks_quarantine_every_bad_row_and_keep_the_count():
+    result = validation.validate_experiments(_file_rows(), "upload.csv")
+    assert sorted(result.clean["user_id"]) == ["u1", "u2", "u7"]
+    reasons = dict(zip(result.quarantine["row_number"], result.quarantine["reasons"]))
+    assert reasons == {3: "unparseable:assigned_at", 4: "unknown_category:converted", 5: "out_of_range:revenue",
+                       6: "out_of_range:revenue", 7: "missing_value:user_id", 9: "duplicate_user:user_id",
+                       10: "duplicate_user:user_id", 11: "duplicate_user:user_id",
+                       12: "unknown_category:experiment_id"}
+    assert result.rows_read == len(result.clean) + len(result.quarantine)
+
+
+def test_a_missing_column_is_refused_by_name():
+    with pytest.raises(DataQualityError, match=r"missing required columns \['revenue'\]"):
+        validation.validate_experiments(_file_rows().drop(columns="revenue"), "upload.csv")
+
+
+def test_sample_ratio_mismatch_is_flagged_below_one_in_a_thousand():
+    fine = srm.sample_ratio_mismatch(pd.Series({"a": 5000, "b": 5050}))
+    assert not fine["mismatch"] and fine["p_value"] > 0.1
+    broken = srm.sample_ratio_mismatch(pd.Series({"a": 5200, "b": 4800}))
+    assert broken["mismatch"] and broken["message"].startswith("SAMPLE RATIO MISMATCH")
+    planned = srm.sample_ratio_mismatch(pd.Series({"a": 7000, "b": 3000}), pd.Series({"a": 0.7, "b": 0.3}))
+    assert not planned["mismatch"]
+    assert not srm.sample_ratio_mismatch(pd.Series({"a": 10}))["mismatch"]
+
+
+def test_load_publishes_summaries_and_replaces_an_experiment(warehouse):
+    (spec,) = experiment_specs.parse_specs(SPEC)
+    first = store.generate_all(warehouse, (spec,), seed=3)
+    assert first.rows_loaded == first.rows_read and first.experiments == ["demo"]
+    summary = store.variant_summary(warehouse, "demo", "control")
+    frame = simulation.generate(spec, seed=3)
+    expected = frame.groupby("variant").agg(users=("user_id", "size"), conversions=("converted", "sum"),
+                                            revenue=("revenue", "sum"))
+    got = summary.set_index("variant")
+    assert list(got.index) == ["control", "treat"]
+    assert (got["users"] == expected["users"]).all() and (got["conversions"] == expected["conversions"]).all()
+    assert got["revenue"].to_numpy() == pytest.approx(expected["revenue"].to_numpy())
+    cumulative = store.daily_cumulative(warehouse, "demo")
+    last = cumulative.groupby("variant").tail(1).set_index("variant")
+    assert (last["users"] == expected["users"]).all() and len(cumulative) == 2 * spec.days
+    assert len(store.user_revenue(warehouse, "demo")) == len(frame)
+
+    upload = store.load_experiments(warehouse, _file_rows().replace({"e1": "demo"}), "upload.csv")
+    assert upload.rows_quarantined == 9 and upload.experiments == ["demo"]
+    assert store.variant_summary(warehouse, "demo", "control")["users"].sum() == 3  # replaced, not appended
+    listing = store.experiment_list(warehouse)
+    assert listing.set_index("experiment_id").loc["demo", "source"] == "upload.csv"
+    assert warehouse.table_counts()["quarantine"] == 9
+    with pytest.raises(LookupError, match="stored: demo"):
+        store.experiment_info(warehouse, "nope")
+
+
+def test_a_refused_file_changes_nothing(warehouse):
+    (spec,) = experiment_specs.parse_specs(SPEC)
+    store.generate_all(warehouse, (spec,), seed=3)
+    before = warehouse.table_counts()
+    with pytest.raises(DataQualityError):
+        store.load_experiments(warehouse, _file_rows().drop(columns="variant"), "bad.csv")
+    with pytest.raises(DataQualityError, match="no valid rows"):
+        store.load_experiments(warehouse, _file_rows().iloc[[2]], "bad.csv")
+    assert warehouse.table_counts() == before
+
+
+def test_command_line_loads_and_refuses(tmp_path, clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "w.duckdb"))
+    good = tmp_path / "upload.csv"
+    _file_rows().to_csv(good, index=False)
+    assert ab_cli.main(["load", str(good), "--control", "e1=treat"]) == 0
+    assert "9 quarantined" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    _file_rows().drop(columns="converted").to_csv(bad, index=False)
+    assert ab_cli.main(["load", str(bad)]) == 2
+    assert "missing required columns ['converted']" in capsys.readouterr().err
+    monkeypatch.setenv("HELPERS_AB_SCALE", "0.05")
+    assert ab_cli.main(["generate"]) == 0
+
+
+def test_pipeline_ids_include_the_uploaded_experiments(tmp_path, clean_env, monkeypatch):
+    upload = tmp_path / "upload.csv"
+    _file_rows().to_csv(upload, index=False)
+    monkeypatch.setenv("HELPERS_AB_SOURCE_FILE", str(upload))
+    ids = tasks.experiment_ids()
+    assert ids[-1] == "e1" and "checkout_flow" in ids

@@ -1,0 +1,150 @@
+"""The forecast endpoint: every documented case through FastAPI's TestClient, and a schemathesis run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers.app import service
+from helpers.forecast import artifact
+from tests.support import artifact_payload
+
+PAYLOAD = artifact_payload(n=30, models=("ets", "holt_winters", "ensemble"))
+
+
+@pytest.fixture(scope="module")
+def artifact_file(tmp_path_factory):
+    return artifact.write_artifact(tmp_path_factory.mktemp("model") / "forecast_artifact.json", PAYLOAD)
+
+
+@pytest.fixture(scope="module")
+def client(artifact_file):
+    with TestClient(service.create_app(artifact_file)) as client:
+        yield client
+
+
+def predict(client, **body):
+    return client.post("/predict", json={"start_date": "2015-01-01", "end_date": "2015-01-14", **body})
+
+
+def test_predict_slices_the_artifact_and_reports_its_cv_metrics(client):
+    response = predict(client, model="ensemble", include_confidence=True)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    forecast = PAYLOAD["models"]["ensemble"]["forecast"]
+    assert body["dates"] == [f"2015-01-{d:02d}" for d in range(1, 15)]
+    assert body["forecast"] == forecast["mean"][:14]
+    assert body["confidence_lower"] == forecast["lo-95"][:14]
+    assert body["confidence_upper"] == forecast["hi-95"][:14]
+    assert body["model_used"] == "ensemble"
+    assert (body["rmse"], body["mae"]) == (12.0, 10.0)
+    assert body["last_updated"] == PAYLOAD["created_utc"]
+
+
+def test_predict_defaults_to_the_selected_model_and_can_leave_out_intervals(client):
+    body = client.post("/predict", json={"start_date": "2015-01-30", "end_date": "2015-01-30",
+                                         "include_confidence": False}).json()
+    assert body["model_used"] == "ets"
+    assert body["dates"] == ["2015-01-30"] and body["forecast"] == [129.0]
+    assert body["confidence_lower"] is None and body["confidence_upper"] is None
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"start_date": "2015-13-01", "end_date": "2015-01-14"}, "start_date: .*expected an ISO 8601 day"),
+    ({"start_date": "2015-01-01"}, "end_date: Field required"),
+    ({"start_date": "2015-01-14", "end_date": "2015-01-01"}, "start_date 2015-01-14 is after end_date 2015-01-01"),
+    ({"start_date": "2014-12-31", "end_date": "2015-01-02"}, r"outside the forecastable window 2015-01-01\.\.2015-01-30"),
+    ({"start_date": "2015-01-01", "end_date": "2015-02-01"}, "outside the forecastable window"),
+    ({"start_date": "2015-01-01", "end_date": "2015-01-02", "model": "xgboost"},
+     "unknown model 'xgboost'; allowed: ensemble, ets, holt_winters"),
+    ({"start_date": "2015-01-01", "end_date": "2015-01-02", "model": 3}, "model: .*valid string"),
+    ({"start_date": "2015-01-01", "end_date": "2015-01-02", "include_confidence": "maybe"},
+     "include_confidence: .*expected true or false"),
+    ({"start_date": "2015-01-01", "end_date": "2015-01-02", "horizon": 7}, "unknown field 'horizon'; allowed fields"),
+    ([1, 2], "request body: .*expected a JSON object"),
+])
+def test_bad_requests_get_422_saying_what_is_allowed(client, body, message):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422
+    assert list(response.json()) == ["detail"]
+    assert re.search(message, response.json()["detail"]), response.json()["detail"]
+
+
+def test_malformed_json_is_a_422_not_a_500(client):
+    response = client.post("/predict", content=b'{"start_date": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "JSON" in response.json()["detail"]
+
+
+def test_models_lists_metrics_and_the_forecastable_range(client):
+    body = client.get("/models").json()
+    assert body["selected_model"] == "ets"
+    assert body["forecastable"] == {"start_date": "2015-01-01", "end_date": "2015-01-30"}
+    by_name = {m["name"]: m for m in body["models"]}
+    assert set(by_name) == {"ets", "holt_winters", "ensemble"}
+    assert by_name["ensemble"]["members"] == ["ets", "holt_winters"]
+    assert by_name["holt_winters"]["rmse"] == 11.0 and by_name["ets"]["selected"]
+
+
+def test_health_names_the_served_artifact(client, artifact_file):
+    body = client.get("/health").json()
+    assert body == {"status": "ok", "artifact": str(artifact_file), "series_id": "s", "selected_model": "ets",
+                    "last_updated": PAYLOAD["created_utc"]}
+
+
+def test_no_artifact_refuses_to_start_naming_the_build_command(tmp_path, capsys):
+    with pytest.raises(artifact.ArtifactError, match="make run"):
+        with TestClient(service.create_app(tmp_path / "absent.json")):
+            pass
+    assert service.main(["--artifact", str(tmp_path / "absent.json")]) == 2
+    assert "no forecast artifact" in capsys.readouterr().err
+
+
+def test_corrupt_artifact_is_refused(tmp_path, capsys):
+    path = tmp_path / "forecast_artifact.json"
+    path.write_text(json.dumps(PAYLOAD)[:-20])
+    assert service.main(["--artifact", str(path)]) == 2
+    assert "corrupt JSON" in capsys.readouterr().err
+
+
+def test_a_path_with_a_missing_day_is_refused(tmp_path):
+    payload = artifact_payload(n=5)
+    payload["models"]["a"]["forecast"]["ds"][2:] = ["2015-01-04T00:00:00", "2015-01-05T00:00:00", "2015-01-06T00:00:00"]
+    path = artifact.write_artifact(tmp_path / "a.json", payload)
+    with pytest.raises(artifact.ArtifactError, match="consecutive day"):
+        service.Forecasts.load(path)
+
+
+def test_default_artifact_follows_the_environment_then_the_settings(monkeypatch, tmp_path, clean_env):
+    assert service.default_artifact().parts[-3:] == ("products", "model", "forecast_artifact.json")
+    monkeypatch.setenv(service.ARTIFACT_ENV, str(tmp_path / "x.json"))
+    assert service.default_artifact() == tmp_path / "x.json"
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_no_generated_request_causes_a_server_error(artifact_file, mode):
+    """schemathesis generates requests from the OpenAPI schema, valid ones and invalid ones."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.generation import GenerationMode
+
+    app = service.create_app(artifact_file)
+    with TestClient(app):  # runs the lifespan, so the artifact is loaded
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        statuses = set()
+
+        @given(case=schema.as_strategy(generation_mode=GenerationMode(mode)))
+        @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def check(case):
+            response = case.call()
+            statuses.add(response.status_code)
+            case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+
+        check()
+    assert statuses and max(statuses) < 500
+    assert 422 in statuses  # generated input did reach the validation paths

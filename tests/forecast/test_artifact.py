@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from helpers.forecast import artifact
+from helpers.forecast import comparison as cmp
+from tests.support import artifact_payload, daily_series
+
+
+def _payload(n=3):
+    return artifact_payload(n)
+
+
+def test_round_trip(tmp_path):
+    path = artifact.write_artifact(tmp_path / "model" / "artifact.json", _payload())
+    assert artifact.load_artifact(path) == _payload()
+    assert [p.name for p in path.parent.iterdir()] == ["artifact.json"]  # no temp file left behind
+
+
+def test_failed_write_keeps_the_old_artifact(tmp_path):
+    path = artifact.write_artifact(tmp_path / "artifact.json", _payload())
+    bad = _payload()
+    bad["models"]["a"]["forecast"]["mean"][0] = float("nan")
+    with pytest.raises(artifact.ArtifactError, match="non-finite"):
+        artifact.write_artifact(path, bad)
+    assert artifact.load_artifact(path) == _payload()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p.pop("series_id"), "missing keys"),
+    (lambda p: p.update(schema_version=99), "schema version 99"),
+    (lambda p: p.update(selected_model="zzz"), "not among"),
+    (lambda p: p["models"]["a"]["forecast"]["mean"].pop(), "different or zero length"),
+    (lambda p: p["models"]["a"]["forecast"]["ds"].reverse(), "not increasing"),
+    (lambda p: p["models"]["a"]["forecast"].update({"lo-80": [11.0] * 3}), "not nested"),
+    (lambda p: p["models"]["a"].pop("cv"), "cross-validated metrics"),
+    (lambda p: p.update(models={}), "no models"),
+])
+def test_invalid_artifacts_are_refused_with_the_rebuild_command(tmp_path, mutate, message):
+    payload = _payload()
+    mutate(payload)
+    path = tmp_path / "artifact.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(artifact.ArtifactError, match=message) as info:
+        artifact.load_artifact(path)
+    assert "make run" in str(info.value)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(artifact.ArtifactError, match="no forecast artifact"):
+        artifact.load_artifact(tmp_path / "absent.json")
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"schema_version": 1, "models": {')
+    with pytest.raises(artifact.ArtifactError, match="corrupt JSON"):
+        artifact.load_artifact(corrupt)
+    with pytest.raises(artifact.ArtifactError, match="not a JSON object"):
+        artifact.validate_artifact([1, 2])
+
+
+def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
+    frame = daily_series(n=160, season=10, noise=1.0).assign(temperature=lambda d: d["degree_days"] + 18)
+    frame = frame.drop(columns="degree_days").assign(filled=False)
+    config = cmp.ComparisonConfig.parse("daily", 7, 6, 80, "naive,seasonal_naive,ses,arimax_temperature", 14)
+    comparison = cmp.run_comparison(cmp.prepare_frame(frame), config)
+    assert comparison.selected == "seasonal_naive" and comparison.conditional == ["arimax_temperature"]
+    assert "arimax_temperature" not in comparison.candidates  # never chosen for production
+    board = comparison.leaderboard()
+    assert board.loc["arimax_temperature", "kind"].startswith("conditional")
+    summary = cmp.accuracy_summary(comparison).set_index("what")
+    assert summary["ratio to seasonal naive"].iloc[0] == pytest.approx(1.0)
+    record = cmp.selection_record(comparison)
+    models = cmp.artifact_models(cmp.prepare_frame(frame), config, record["selected"], record["members"],
+                                 record["metrics"])
+    assert set(models) == {*comparison.members, "ensemble"} and len(models["ensemble"]["forecast"]["ds"]) == 14
+    assert pd.Timestamp(models["ensemble"]["forecast"]["ds"][0]) == frame["ds"].iloc[-1] + pd.Timedelta("1D")
+    payload = _payload()
+    payload.update(models=models, selected_model=comparison.selected)
+    artifact.write_artifact(tmp_path / "a.json", payload)
+    assert cmp.fold_table(comparison)["role"].value_counts().to_dict() == {"selection": 3, "evaluation": 3}
+    assert len(cmp.backtest_residuals(comparison, "ses")) == 6 * 7
+    assert not cmp.seasonal_errors(comparison, frame.set_index("ds")["workday"]).empty
+    selection = cmp.write_selection(comparison, tmp_path / "selection.json")
+    config_back, record_back = cmp.read_selection(selection)
+    assert config_back == replace(config, min_train=80) and record_back["selected"] == "seasonal_naive"
+    assert "not** 10% better" in cmp.justification(comparison)
+    assert len(cmp.in_sample_residuals(cmp.prepare_frame(frame), config, "ses")) > 100
+    assert len(cmp.plot_last_fold(comparison).data) == 4 * len(comparison.leaderboard())
+    assert len(cmp.plot_error_distributions(comparison).data) == len(comparison.leaderboard())
+
+
+def test_config_and_frame_checks():
+    with pytest.raises(ValueError, match="grain must be"):
+        cmp.ComparisonConfig.parse("weekly", 7, 6, 80, "naive", 14)
+    with pytest.raises(ValueError, match="at least 2"):
+        cmp.ComparisonConfig.parse("daily", 7, 1, 80, "naive", 14)
+    frame = pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=3), "y": [1.0, None, 2.0], "temperature": 1.0})
+    with pytest.raises(ValueError, match="still missing"):
+        cmp.prepare_frame(frame)
+
+
+def test_calendar_models_are_candidates_only_with_a_holiday_calendar():
+    frame = cmp.prepare_frame(daily_series(n=120).assign(temperature=20.0, filled=False))
+    names = "seasonal_naive,ets_calendar"
+    without = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14))
+    assert without.calendar == ["ets_calendar"] and without.candidates == ["seasonal_naive"]
+    config = cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14, "AU", "VIC")
+    comparison = cmp.run_comparison(frame, config)
+    assert comparison.candidates == ["seasonal_naive", "ets_calendar"]
+    assert comparison.leaderboard().loc["ets_calendar", "kind"] == "calendar (work days)"
+    # The artifact's future work days come from the calendar: Good Friday 2020 is 10 April.
+    short = frame[frame["ds"] <= "2020-04-05"]
+    paths = cmp.forecast_paths(short, config, ["ets_calendar"])
+    assert len(paths["ets_calendar"]) == 14
+    future = config.with_calendar(paths["ets_calendar"][["ds"]])
+    assert future.set_index("ds").loc["2020-04-10", "workday"] == 0.0
+    assert len(cmp.in_sample_residuals(frame, config, "ets_calendar")) > 100

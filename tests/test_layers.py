@@ -1,0 +1,45 @@
+"""The package's layering (``[tool.importlinter]`` in pyproject.toml) holds.
+
+import-linter checks that sub-packages import only downwards (app > publish > analysis |
+forecast | ab > data > warehouse > core), that siblings in one layer stay independent, and
+that no sub-package has an import cycle. A new upward import fails here with the chain.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept():
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint_imports), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "broken" in done.stdout and "0 broken" in done.stdout
+
+
+def test_no_private_names_imported_across_modules():
+    """``from helpers.x import _name`` couples a module to another's internals."""
+    offenders = []
+    for path in (ROOT / "src" / "helpers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("helpers"):
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}" for alias in node.names
+                              if alias.name.startswith("_") and alias.name != "__version__"]
+    assert offenders == []
+
+
+def test_no_module_defines_functions_pytest_would_collect():
+    """A ``test_*`` function in the package looks like a test to pytest and to readers."""
+    import helpers
+
+    names = []
+    for path in Path(helpers.__file__).parent.rglob("*.py"):
+        names += [f"{path.name}:{node.name}" for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.lower().startswith("test")]
+    assert names == []
