@@ -17,6 +17,7 @@ from helpers.ab import calibration as abcalibration
 from helpers.ab import mcmc
 from helpers.ab import report as abreport
 from helpers.ab.inputs import ABConfig, NotAnalysable
+from helpers.core.experiment_specs import ExperimentPlan
 
 FAST = ABConfig(draws=20_000, pymc_draws=400, pymc_chains=2, seed=5)
 
@@ -118,11 +119,39 @@ def test_revenue_closed_form_recovers_the_true_revenue_per_user():
                      "log_revenue_sq": (np.log(paid) ** 2).sum()})
     table = ab.revenue_analysis(pd.DataFrame(rows), FAST).set_index("variant")
     # The posterior centres on the sample's revenue per user, which is near the truth (4 and 5).
-    assert table["posterior mean"].to_numpy() == pytest.approx(table["revenue per user"].to_numpy(), rel=0.02)
-    assert table["posterior mean"].to_numpy() == pytest.approx([4.0, 5.0], rel=0.1)
+    assert table["posterior median"].to_numpy() == pytest.approx(table["revenue per user"].to_numpy(), rel=0.02)
+    assert table["posterior median"].to_numpy() == pytest.approx([4.0, 5.0], rel=0.1)
     assert table.loc["b", "P(beat control)"] > 0.95
-    with pytest.raises(NotAnalysable, match="at least 3"):
-        ab.revenue_draws(pd.DataFrame(rows).assign(payers=2), 100, 0)
+    with pytest.raises(NotAnalysable, match="at least 20 per variant"):
+        ab.revenue_draws(pd.DataFrame(rows).assign(payers=19), 100, 0, min_payers=20)
+
+
+def _few_payers(payers: int, seed: int = 0) -> pd.DataFrame:
+    """Two arms of 1,000 users with ``payers`` paying users each (order values near 40)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in ("control", "b"):
+        paid = rng.lognormal(np.log(40) - 0.32, 0.8, payers)
+        rows.append({"variant": name, "users": 1000, "conversions": payers, "payers": payers,
+                     "revenue": paid.sum(), "revenue_sq": (paid ** 2).sum(), "log_revenue": np.log(paid).sum(),
+                     "log_revenue_sq": (np.log(paid) ** 2).sum()})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("payers", [3, 4, 5])
+def test_revenue_with_few_payers_reports_finite_quantities_or_refuses(payers):
+    """With 3-5 payers the posterior mean of exp(mu + sigma^2 / 2) is infinite (the old report
+    printed inf or 1e17..1e41, and a NaN lift): the report shows medians, or says why not."""
+    data = _few_payers(payers)
+    with pytest.raises(NotAnalysable, match=f"{payers} paying users; the revenue model needs at least 20"):
+        ab.revenue_analysis(data, ABConfig(draws=20_000, seed=1))
+    table = ab.revenue_analysis(data, ABConfig(draws=20_000, seed=1, min_payers=3)).set_index("variant")
+    assert np.isfinite(table.loc["b"].drop("variant", errors="ignore").astype(float)).all()
+    assert np.isfinite(table.loc["control", ["payers", "revenue per user", "posterior median", "P(best)"]]
+                       .astype(float)).all()
+    # medians stay on the scale of the data: P(pay) = payers / 1000 times an order value near 40
+    assert table["posterior median"].to_numpy() == pytest.approx(table["revenue per user"].to_numpy(), rel=1.0)
+    assert "posterior mean" not in table and "expected loss if shipped" not in table
 
 
 def test_pymc_agrees_with_the_closed_form_and_converges():
@@ -139,13 +168,13 @@ def test_pymc_agrees_with_the_closed_form_and_converges():
 def test_pymc_revenue_model_matches_its_closed_form():
     data = summary(("control", 2000, 200), ("b", 2000, 240))
     idata = mcmc.pymc_revenue(data, FAST)
-    closed = ab.revenue_analysis(data, FAST).set_index("variant")["posterior mean"]
-    nuts = idata.posterior["revenue_per_user"].mean(("chain", "draw")).to_series()
+    closed = ab.revenue_analysis(data, FAST).set_index("variant")["posterior median"]
+    nuts = idata.posterior["revenue_per_user"].median(("chain", "draw")).to_series()
     assert nuts.to_numpy() == pytest.approx(closed.loc[nuts.index].to_numpy(), rel=0.03)
     assert (mcmc.diagnostics(idata, ["revenue_per_user"])["r_hat"] < 1.02).all()
 
 
-def _data(rows, days=3):
+def _data(rows, days=4, plan=None):
     frame = summary(*rows)
     cumulative = pd.concat([
         pd.DataFrame({"variant": r[0], "day": pd.date_range("2026-01-05", periods=days),
@@ -154,7 +183,7 @@ def _data(rows, days=3):
         for r in rows], ignore_index=True)
     users = pd.DataFrame({"variant": np.repeat(frame["variant"], frame["users"]), "revenue": 0.0})
     info = {"experiment_id": "x", "control": rows[0][0], "description": "", "source": "test",
-            "updated_at": "2026-01-01"}
+            "updated_at": "2026-01-01", "plan": plan}
     return abreport.ExperimentData(info, frame, cumulative, users)
 
 
@@ -179,11 +208,38 @@ def test_report_pymc_part_and_a_revenue_model_without_payers():
     report = abreport.analyse(_data([("control", 1500, 150), ("b", 1500, 180)]), FAST)
     abreport.run_pymc(report)
     assert report.get("cross_check")["agree"].all()
-    assert "closed-form mean" in report.get("revenue_diagnostics")
+    diagnostics = report.get("revenue_diagnostics")
+    assert diagnostics.loc["revenue_per_user[b]", "median"] == pytest.approx(
+        diagnostics.loc["revenue_per_user[b]", "closed-form median"], rel=0.05)
     assert abreport.plot_posterior(report) is not None
     few = abreport.analyse(_data([("control", 100, 2), ("b", 100, 1)]), FAST)
     abreport.run_pymc(few)
-    assert few.get("revenue_diagnostics") is None and "fewer than 3 paying" in few.show("revenue_diagnostics").data
+    assert few.get("revenue_diagnostics") is None
+    assert "'control', 'b' have fewer than 20 paying users (ab_min_payers)" in few.show("revenue_diagnostics").data
+
+
+def test_the_report_tests_the_sample_ratio_against_the_planned_split():
+    """A 70/30 experiment delivered exactly 7000/3000 is healthy; the old report tested every
+    experiment against equal shares and flagged it (chi-square 1600)."""
+    rows = [("control", 7000, 700), ("b", 3000, 300)]
+    planned = abreport.analyse(_data(rows, plan=ExperimentPlan("x", "control", {"control": 0.7, "b": 0.3})), FAST)
+    assert not planned.srm["mismatch"] and planned.srm["chi2"] == pytest.approx(0.0)
+    assert "planned split 70%/30%" in planned.srm["message"]
+    unplanned = abreport.analyse(_data(rows), FAST)  # no allocation stored: equal shares, and it says so
+    assert unplanned.srm["mismatch"] and unplanned.srm["chi2"] == pytest.approx(1600.0)
+    assert "no planned allocation is stored" in unplanned.srm["message"]
+
+
+def test_a_bug_in_an_analysis_step_fails_the_report(monkeypatch):
+    """Only NotAnalysable becomes a sentence; a ValueError from a bug must propagate (the old
+    report caught ValueError and ZeroDivisionError and printed them in italics)."""
+    def broken(*args, **kwargs):
+        raise ValueError("bug: operands could not be broadcast together")
+
+    monkeypatch.setattr(abreport.fq, "conversion_tests", broken)
+    with pytest.raises(ValueError, match="bug: operands"):
+        abreport.analyse(_data([("control", 4000, 400), ("b", 4000, 470)]), FAST)
+    assert not issubclass(NotAnalysable, ValueError)
 
 
 def test_calibration_checks_pass_at_test_size():

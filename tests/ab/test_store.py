@@ -41,6 +41,10 @@ def test_the_default_settings_hold_a_lift_an_aa_and_a_multi_variant_experiment(c
     ({"variants": {"control": {"rate": 0.1}}}, "at least two variants"),
     ({"variants": {"a": {"rate": 1.5}, "b": {"rate": 0.1}}}, r"rate must be in \[0.0, 1.0\]"),
     ({"allocation": [0.7, 0.7]}, "must sum to 1"),
+    ({"allocation": {"control": 0.5, "other": 0.5}}, r"names variants \['control', 'other'\], but the variants"),
+    ({"delivered": {"control": 0.2}}, "at least two variants"),
+    ({"baseline_rate": 2}, r"baseline_rate must be in \[0.0, 1.0\]"),
+    ({"colour": "red"}, r"unknown keys \['colour'\]"),
     ({"control": "nobody"}, "is not one of its variants"),
     ({"days": "many"}, "days must be a number"),
     ({"start": "soon"}, "start must be a date"),
@@ -94,11 +98,60 @@ def test_a_missing_column_is_refused_by_name():
 def test_sample_ratio_mismatch_is_flagged_below_one_in_a_thousand():
     fine = srm.sample_ratio_mismatch(pd.Series({"a": 5000, "b": 5050}))
     assert not fine["mismatch"] and fine["p_value"] > 0.1
+    # chi-square by hand: (5200 - 5000)^2 / 5000 * 2 = 16, p = 6.3e-5
     broken = srm.sample_ratio_mismatch(pd.Series({"a": 5200, "b": 4800}))
     assert broken["mismatch"] and broken["message"].startswith("SAMPLE RATIO MISMATCH")
+    assert broken["chi2"] == pytest.approx(16.0) and broken["p_value"] == pytest.approx(6.334e-5, rel=1e-3)
     planned = srm.sample_ratio_mismatch(pd.Series({"a": 7000, "b": 3000}), pd.Series({"a": 0.7, "b": 0.3}))
-    assert not planned["mismatch"]
+    assert not planned["mismatch"] and planned["chi2"] == pytest.approx(0.0)
     assert not srm.sample_ratio_mismatch(pd.Series({"a": 10}))["mismatch"]
+    unplanned = srm.sample_ratio_mismatch(pd.Series({"a": 7000, "b": 3000, "c": 5}), pd.Series({"a": 0.7, "b": 0.3}))
+    assert unplanned["mismatch"] and "c received users" in unplanned["message"]
+
+
+def test_the_configured_broken_banner_is_flagged_and_a_planned_70_30_is_not(clean_env):
+    """env.yaml's banner_srm is planned 50/50 and delivers 51.5/48.5: at its configured size
+    (10 days x 2,000 users) the check flags it; a planned 70/30 delivered 70/30 passes."""
+    specs = {s.experiment_id: s for s in experiment_specs.parse_specs(load_settings().ab_experiments)}
+    banner = specs["banner_srm"]
+    assert banner.plan.allocation == {"control": 0.5, "new_banner": 0.5}
+    assert banner.delivered == {"control": 0.515, "new_banner": 0.485}
+    users = banner.days * banner.users_per_day
+    delivered = pd.Series({v: users * share for v, share in banner.delivered.items()})
+    result = srm.sample_ratio_mismatch(delivered, pd.Series(banner.plan.shares(list(delivered.index))))
+    assert result["mismatch"] and result["chi2"] == pytest.approx(18.0)  # 2 x 300^2 / 10,000
+    generated = simulation.generate(banner, seed=load_settings().ab_seed).groupby("variant").size()
+    assert srm.sample_ratio_mismatch(generated, pd.Series(banner.plan.shares(list(generated.index))))["mismatch"]
+    seventy = srm.sample_ratio_mismatch(pd.Series({"control": 7000, "b": 3000}), pd.Series({"control": 0.7, "b": 0.3}))
+    assert not seventy["mismatch"]
+
+
+def test_plans_are_stored_with_the_experiment_and_read_back(warehouse):
+    plans = {"e1": experiment_specs.ExperimentPlan("e1", "treat", {"control": 0.7, "treat": 0.3}, 0.05, "onboarding")}
+    store.load_experiments(warehouse, _file_rows(), "upload.csv", plans)
+    info = store.experiment_info(warehouse, "e1")
+    assert info["plan"] == plans["e1"] and info["control"] == "treat"
+    store.load_experiments(warehouse, _file_rows(), "upload.csv")  # no plan: the defaults
+    assert store.experiment_info(warehouse, "e1")["plan"] == experiment_specs.ExperimentPlan("e1", "control")
+    before = warehouse.table_counts()
+    for bad, message in (({"e2": experiment_specs.ExperimentPlan("e2")}, r"names experiments \['e2'\]"),
+                         ({"e1": experiment_specs.ExperimentPlan("e1", None, {"control": 0.5, "x": 0.5})},
+                          "give every variant its planned share")):
+        with pytest.raises(DataQualityError, match=message):
+            store.load_experiments(warehouse, _file_rows(), "upload.csv", bad)
+    assert warehouse.table_counts() == before
+
+
+def test_plan_files_are_parsed_and_checked(tmp_path):
+    path = tmp_path / "plans.yaml"
+    path.write_text("e1:\n  control: control\n  allocation: {control: 0.7, treat: 0.3}\n  baseline_rate: 0.04\n")
+    assert store.read_plans(path) == {"e1": experiment_specs.ExperimentPlan("e1", "control",
+                                                                           {"control": 0.7, "treat": 0.3}, 0.04)}
+    path.write_text("e1:\n  allocation: [0.7, 0.3]\n")
+    with pytest.raises(experiment_specs.ExperimentConfigError, match="must map each variant to its share"):
+        store.read_plans(path)
+    with pytest.raises(experiment_specs.ExperimentConfigError, match="not found"):
+        store.read_plans(tmp_path / "missing.yaml")
 
 
 def test_load_publishes_summaries_and_replaces_an_experiment(warehouse):
@@ -143,8 +196,12 @@ def test_command_line_loads_and_refuses(tmp_path, clean_env, monkeypatch, capsys
     monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "w.duckdb"))
     good = tmp_path / "upload.csv"
     _file_rows().to_csv(good, index=False)
-    assert ab_cli.main(["load", str(good), "--control", "e1=treat"]) == 0
+    plan = tmp_path / "plans.yaml"
+    plan.write_text("e1:\n  allocation: {control: 0.5, treat: 0.5}\n")
+    assert ab_cli.main(["load", str(good), "--plan", str(plan), "--control", "e1=treat"]) == 0
     assert "9 quarantined" in capsys.readouterr().out
+    assert ab_cli.main(["load", str(good), "--control", "e1"]) == 2
+    assert "must be EXPERIMENT=VARIANT" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     _file_rows().drop(columns="converted").to_csv(bad, index=False)
     assert ab_cli.main(["load", str(bad)]) == 2

@@ -37,12 +37,12 @@ def test_keyword_overrides_win_and_none_is_ignored(clean_env, monkeypatch):
 @pytest.mark.parametrize("overrides, message", [
     ({"warehouse_backend": "oracle"}, "warehouse_backend must be one of"),
     ({"max_fill_steps": "many"}, "whole number"),
-    ({"max_fill_steps": -1}, ">= 0"),
+    ({"max_fill_steps": -1}, "max_fill_steps must be at least 0"),
     ({"target_min": "low"}, "must be a number"),
     ({"target_col": " "}, "must not be empty"),
     ({"colour": "blue"}, "unknown settings"),
-    ({"holiday_country": "XX"}, "holiday_country 'XX' is not an ISO 3166 code"),
-    ({"holiday_subdiv": "Atlantis"}, "allowed: ACT, NSW"),
+    ({"holiday_country": "XX"}, "holiday_country must be an ISO 3166 code .* got 'XX'"),
+    ({"holiday_subdiv": "Atlantis"}, "subdivision of AU: ACT, NSW"),
     ({"holiday_country": "", "holiday_subdiv": "VIC"}, "holiday_subdiv needs holiday_country"),
 ])
 def test_bad_values_are_rejected_with_what_is_allowed(clean_env, overrides, message):
@@ -81,3 +81,73 @@ def test_paths_resolve_from_the_root_and_env(monkeypatch, tmp_path):
     assert resolve(tmp_path) == tmp_path
     monkeypatch.setenv("HELPERS_ROOT", str(tmp_path))
     assert project_root() == tmp_path
+
+
+def test_the_issue_s_example_message(clean_env):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(daily_folds=1)
+    assert str(caught.value) == ("daily_folds must be at least 2 (set daily_folds in env.yaml or HELPERS_DAILY_FOLDS), "
+                                 "got 1")
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("series_id", " ", "must not be empty"),
+    ("freq", "fortnightly", "must be a pandas offset alias"),
+    ("target_max", "-1", "must not be below target_min"),
+    ("hemisphere", "east", "must be south or north"),
+    ("daily_horizon", 0, "must be at least 1"),
+    ("daily_folds", 1, "must be at least 2"),
+    ("daily_min_train", 10, "must be at least 14"),
+    ("hourly_folds", "two", "must be a whole number"),
+    ("hourly_min_train", 100, "must be at least 336"),
+    ("daily_models", "ets,magic", r"unknown: \['magic'\]"),
+    ("hourly_models", " ", "must not be empty"),
+    ("max_horizon", 1000, "must be at most 366"),
+    ("warehouse_backend", "oracle", "must be one of duckdb, snowflake"),
+    ("ab_seed", -1, "must be at least 0"),
+    ("ab_scale", 0, "must be strictly between 0 and 100"),
+    ("ab_rope", 1.5, "must be strictly between 0 and 1"),
+    ("ab_mde", "big", "must be a number"),
+    ("ab_alpha", 0.5, "must be strictly between 0 and 0.5"),
+    ("ab_power", 0.4, "must be strictly between 0.5 and 1"),
+    ("ab_burn_in_days", 0, "must be at least 1"),
+    ("ab_burn_in_days", 31, "must be at most 30"),
+    ("ab_min_payers", 2, "must be at least 3"),
+    ("ab_draws", 10, "must be at least 1000"),
+    ("ab_pymc_draws", 10, "must be at least 100"),
+    ("ab_pymc_chains", 0, "must be at least 1"),
+    ("ab_plan_file", "plans.yaml", "describes the experiments of ab_source_file"),
+    ("ab_experiments", "demo: {}", "needs a 'variants' mapping"),
+])
+def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
+    with pytest.raises(ConfigError, match=rule) as caught:
+        load_settings(**{key: value})
+    assert f"(set {key} in env.yaml or HELPERS_{key.upper()})" in str(caught.value)
+
+
+def test_the_default_series_calendar_is_not_applied_to_another_file(clean_env, monkeypatch, tmp_path):
+    """The README's own-file command on a series from England must not get Victoria's holidays."""
+    monkeypatch.setenv("HELPERS_SOURCE_FILE", str(tmp_path / "london.csv"))
+    settings = load_settings()
+    assert settings.holiday_country is None and settings.holiday_subdiv is None and settings.hemisphere is None
+    (note,) = settings.notes
+    assert "holiday_country, holiday_subdiv, hemisphere (AU, VIC, south) are not applied" in note
+    assert "HELPERS_HOLIDAY_COUNTRY" in note and "calendar models are left out" in note
+    monkeypatch.setenv("HELPERS_HOLIDAY_COUNTRY", "GB")
+    monkeypatch.setenv("HELPERS_HOLIDAY_SUBDIV", "ENG")
+    explicit = load_settings(hemisphere="north")
+    assert (explicit.holiday_country, explicit.holiday_subdiv, explicit.hemisphere) == ("GB", "ENG", "north")
+    assert explicit.notes == ()
+    # the default file, named explicitly, keeps its calendar
+    monkeypatch.delenv("HELPERS_HOLIDAY_COUNTRY")
+    monkeypatch.delenv("HELPERS_HOLIDAY_SUBDIV")
+    monkeypatch.setenv("HELPERS_SOURCE_FILE", "data/elecdemand.csv.gz")
+    assert load_settings().holiday_country == "AU" and load_settings().notes == ()
+
+
+def test_model_names_match_the_catalog():
+    from helpers.core.settings import MODEL_NAMES
+    from helpers.forecast.models import model_catalog
+
+    built = model_catalog((7,), 14, MODEL_NAMES, has_temperature=True, has_workday=True)
+    assert [m.name for m in built] == list(MODEL_NAMES)

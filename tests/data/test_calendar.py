@@ -28,7 +28,7 @@ def test_agreement_counts_matching_dates():
 
 
 @pytest.mark.parametrize("country, subdiv, message", [
-    ("Australia", None, "not an ISO 3166 code"), ("AU", "Victoria", "allowed: ACT"),
+    ("Australia", None, "holiday_country must be an ISO 3166 code"), ("AU", "Victoria", "subdivision of AU: ACT"),
 ])
 def test_unknown_calendars_name_the_allowed_values(country, subdiv, message):
     with pytest.raises(ValueError, match=message):

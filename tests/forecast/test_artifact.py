@@ -102,11 +102,14 @@ def test_config_and_frame_checks():
         cmp.prepare_frame(frame)
 
 
-def test_calendar_models_are_candidates_only_with_a_holiday_calendar():
+def test_calendar_models_run_only_with_a_holiday_calendar_and_the_report_says_how_to_enable_them():
     frame = cmp.prepare_frame(daily_series(n=120).assign(temperature=20.0, filled=False))
     names = "seasonal_naive,ets_calendar"
     without = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14))
-    assert without.calendar == ["ets_calendar"] and without.candidates == ["seasonal_naive"]
+    assert without.calendar == [] and without.candidates == ["seasonal_naive"]
+    assert "ets_calendar" not in without.forecasts
+    (note,) = without.notes
+    assert note.startswith("ets_calendar left out") and "HELPERS_HOLIDAY_COUNTRY" in note
     config = cmp.ComparisonConfig.parse("daily", 7, 4, 60, names, 14, "AU", "VIC")
     comparison = cmp.run_comparison(frame, config)
     assert comparison.candidates == ["seasonal_naive", "ets_calendar"]
@@ -118,3 +121,13 @@ def test_calendar_models_are_candidates_only_with_a_holiday_calendar():
     future = config.with_calendar(paths["ets_calendar"][["ds"]])
     assert future.set_index("ds").loc["2020-04-10", "workday"] == 0.0
     assert len(cmp.in_sample_residuals(frame, config, "ets_calendar")) > 100
+
+
+def test_a_min_train_longer_than_half_the_series_is_changed_and_reported():
+    frame = cmp.prepare_frame(daily_series(n=120).assign(temperature=20.0, filled=False))
+    comparison = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 100, "naive,seasonal_naive", 14))
+    assert comparison.config.min_train == 60 and min(comparison.forecasts["cutoff"]) == frame["ds"].iloc[59]
+    (note,) = comparison.notes
+    assert "daily_min_train is 100 steps" in note and "HELPERS_DAILY_MIN_TRAIN" in note and "at most 60" in note
+    fits = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 60, "naive,seasonal_naive", 14))
+    assert fits.notes == []

@@ -198,3 +198,19 @@ def test_roles_segments_and_diagnostics():
     assert (bt.ljung_box(white, [7, 14])["lb_pvalue"] > 0.05).all()
     curve = bt.learning_curve(frame, _Spy, 7, cutoffs[-1], [20, 40, 1000])
     assert curve["train_length"].tolist() == [20, 40]
+
+
+def test_seasons_follow_the_hemisphere_and_default_to_quarters():
+    ds = pd.Series(pd.to_datetime(["2014-01-15", "2014-04-15", "2014-07-15", "2014-10-15"]))
+    assert bt.season_labels(ds, "south").tolist() == ["summer", "autumn", "winter", "spring"]
+    assert bt.season_labels(ds, "north").tolist() == ["winter", "spring", "summer", "autumn"]
+    assert bt.season_labels(ds, None).tolist() == ["Q1", "Q2", "Q3", "Q4"]
+    with pytest.raises(ValueError, match="hemisphere must be one of"):
+        bt.season_labels(ds, "east")
+    # errors by segment: July is winter in the south and summer in the north
+    forecasts = pd.DataFrame({"ds": pd.to_datetime(["2014-07-01", "2014-07-02", "2014-01-01"]), "y": [10.0, 10.0, 5.0],
+                              "m": [13.0, 14.0, 5.0]})
+    south = bt.segment_errors(forecasts, ["m"], hemisphere="south").set_index("value")["m"]
+    north = bt.segment_errors(forecasts, ["m"], hemisphere="north").set_index("value")["m"]
+    assert south["winter"] == pytest.approx(np.sqrt((9 + 16) / 2)) and south["summer"] == 0.0
+    assert north["summer"] == pytest.approx(np.sqrt((9 + 16) / 2)) and north["winter"] == 0.0

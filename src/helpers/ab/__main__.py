@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
-from helpers.ab.store import generate_all, load_experiments
-from helpers.core.experiment_specs import ExperimentConfigError, parse_specs
+from helpers.ab.store import generate_all, load_experiments, read_plans
+from helpers.core.experiment_specs import ExperimentConfigError, ExperimentPlan, parse_specs
 from helpers.core.settings import ConfigError, load_settings
 from helpers.data.quality import DataQualityError, read_source
 from helpers.warehouse import Warehouse, WarehouseError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.ab load FILE [--control EXP=VARIANT ...]`` or ``... generate``.
+    """``python -m helpers.ab load FILE [--plan PLAN.yaml] [--control EXP=VARIANT ...]`` or ``... generate``.
 
     Exit codes: 0 loaded, 2 the file or settings were refused (nothing changed), 3 warehouse error.
     """
@@ -21,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     load = sub.add_parser("load", help="validate and load a CSV/Parquet of experiment users")
     load.add_argument("file")
-    load.add_argument("--control", action="append", default=[], metavar="EXPERIMENT=VARIANT")
+    load.add_argument("--control", action="append", default=[], metavar="EXPERIMENT=VARIANT",
+                      help="the control variant of an experiment (overrides the plan's)")
+    load.add_argument("--plan", metavar="PLAN.yaml",
+                      help="YAML plans by experiment id: control, allocation {variant: share}, baseline_rate, "
+                           "description (what was fixed before the experiment ran)")
     sub.add_parser("generate", help="generate the experiments configured in env.yaml")
     args = parser.parse_args(argv)
     try:
@@ -31,8 +36,14 @@ def main(argv: list[str] | None = None) -> int:
                 report = generate_all(warehouse, parse_specs(settings.ab_experiments), settings.ab_seed,
                                       settings.ab_scale)
             else:
-                controls = dict(item.split("=", 1) for item in args.control if "=" in item)
-                report = load_experiments(warehouse, read_source(args.file), args.file, controls)
+                plans = read_plans(args.plan) if args.plan else {}
+                for item in args.control:
+                    experiment_id, _, control = item.partition("=")
+                    if not control:
+                        raise ExperimentConfigError(f"--control {item!r} must be EXPERIMENT=VARIANT")
+                    plan = plans.get(experiment_id) or ExperimentPlan(experiment_id)
+                    plans[experiment_id] = replace(plan, control=control)
+                report = load_experiments(warehouse, read_source(args.file), args.file, plans)
     except (DataQualityError, ExperimentConfigError, ConfigError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

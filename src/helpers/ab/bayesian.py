@@ -4,13 +4,14 @@ Conversion: each variant's rate has a Beta(1, 1) prior and a binomial likelihood
 posterior is Beta(1 + conversions, 1 + users - conversions) in closed form. That is the
 fast path used by default: P(variant beats control) is the exact finite sum of Miller
 (2015); the other summaries (probability to be best, expected loss, highest-density
-intervals of the lift) come from seeded draws of the exact posterior. :func:`pymc_conversion`
-fits the same model by NUTS and :func:`cross_check` shows that the two agree.
+intervals of the lift) come from seeded draws of the exact posterior. ``helpers.ab.mcmc``
+fits the same model by NUTS and shows that the two agree.
 
 Revenue per user is zero-inflated and skewed: it is modelled as (share of users who pay)
 times (mean order value), with a log-normal order value. The closed form uses the
-conjugate Beta and Normal-Inverse-Gamma posteriors (reference prior); :func:`pymc_revenue`
-fits the same structure in PyMC from the same summary statistics.
+conjugate Beta and Normal-Inverse-Gamma posteriors (reference prior), summarised by
+medians and HDIs because that posterior has no mean; ``helpers.ab.mcmc.pymc_revenue`` fits
+the same structure in PyMC from the same summary statistics.
 
 Decision rule (Kruschke's HDI + ROPE): a variant is *better* when the whole 95% HDI of its
 absolute lift over control lies above the region of practical equivalence ``[-rope, rope]``,
@@ -26,6 +27,8 @@ from scipy import special
 from helpers.ab.inputs import ABConfig, NotAnalysable, check_analysable
 
 HDI_PROB = 0.95
+#: Largest log order value a revenue draw keeps (e^354 ~ 1e154): beyond it, differences would overflow.
+LOG_CAP = 354.0
 
 
 # -- conversion, closed form ----------------------------------------------------------------------------
@@ -150,47 +153,62 @@ def explain(table: pd.DataFrame, rope: float) -> list[str]:
 
 
 # -- revenue, closed form -------------------------------------------------------------------------------
-def revenue_draws(summary: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
+def revenue_draws(summary: pd.DataFrame, draws: int, seed: int, min_payers: int = 3) -> pd.DataFrame:
     """Draws of revenue per user: P(pay) x mean log-normal order value, from conjugate posteriors.
 
     P(pay) ~ Beta(1 + payers, 1 + users - payers). For the log order values (payers only)
     the reference prior gives sigma^2 ~ Inv-Gamma((n - 1) / 2, SS / 2) and
     mu | sigma^2 ~ N(mean, sigma^2 / n); the mean order value is exp(mu + sigma^2 / 2).
+
+    That posterior has no mean: E[exp(sigma^2 / 2)] is infinite under any inverse-gamma, whose
+    tail is polynomial. Summaries of these draws must be quantiles (median, HDI), never means.
+    With few payers the tail is so heavy that even the quantiles are absurd (3 payers: upper HDI
+    bounds of 1e5 times the order value), hence ``min_payers``. Draws are capped at e^:data:`LOG_CAP`,
+    far beyond any reported quantile, so that lifts stay finite.
     """
     rng = np.random.default_rng(seed)
     out = {}
     for row in summary.itertuples(index=False):
         n = int(row.payers)
-        if n < 3:
-            raise NotAnalysable(f"{row.variant!r} has {n} paying users; the revenue model needs at least 3 per variant")
+        if n < max(min_payers, 3):
+            raise NotAnalysable(
+                f"{row.variant!r} has {n} paying users; the revenue model needs at least {max(min_payers, 3)} per "
+                "variant (ab_min_payers): with fewer, the spread of the order values is so uncertain that revenue "
+                "per user has no usable estimate")
         mean = row.log_revenue / n
         ss = max(row.log_revenue_sq - n * mean ** 2, 1e-12)
         sigma2 = 1 / rng.gamma((n - 1) / 2, 2 / ss, draws)
         mu = rng.normal(mean, np.sqrt(sigma2 / n))
         pay = rng.beta(1 + n, 1 + row.users - n, draws)
-        out[row.variant] = pay * np.exp(mu + sigma2 / 2)
+        # capped so that differences and ratios of draws stay finite; only the far tail is touched
+        out[row.variant] = pay * np.exp(np.minimum(mu + sigma2 / 2, LOG_CAP))
     return pd.DataFrame(out)
 
 
 def revenue_analysis(summary: pd.DataFrame, config: ABConfig) -> pd.DataFrame:
-    """Revenue per user of every variant against control, from :func:`revenue_draws`."""
+    """Revenue per user of every variant against control, from :func:`revenue_draws`.
+
+    Posterior medians and 95% HDIs (the posterior has no mean, see :func:`revenue_draws`):
+    ``posterior median``, ``lift`` (median of the difference), its HDI, the relative lift and
+    P(beat control).
+    """
     summary = check_analysable(summary)
-    draws = revenue_draws(summary, config.draws, config.seed)
+    draws = revenue_draws(summary, config.draws, config.seed, config.min_payers)
     control = draws.columns[0]
     best = draws.to_numpy().argmax(axis=1)
     rows = []
     for k, variant in enumerate(draws.columns):
-        row = {"variant": variant, "revenue per user": float(summary.loc[k, "revenue"] / summary.loc[k, "users"]),
-               "posterior mean": float(draws[variant].mean()), "P(best)": float((best == k).mean())}
+        row = {"variant": variant, "payers": int(summary.loc[k, "payers"]),
+               "revenue per user": float(summary.loc[k, "revenue"] / summary.loc[k, "users"]),
+               "posterior median": float(draws[variant].median()), "P(best)": float((best == k).mean())}
         if variant != control:
             lift = draws[variant] - draws[control]
             low, high = hdi(lift.to_numpy())
             relative = (lift / draws[control]).to_numpy()
             rel_low, rel_high = hdi(relative)
-            row.update({"P(beat control)": float((lift > 0).mean()), "lift": float(lift.mean()),
-                        "lift HDI low": low, "lift HDI high": high, "relative lift": float(relative.mean()),
-                        "relative lift HDI low": rel_low, "relative lift HDI high": rel_high,
-                        "expected loss if shipped": float(np.maximum(-lift, 0).mean())})
+            row.update({"P(beat control)": float((lift > 0).mean()), "lift": float(lift.median()),
+                        "lift HDI low": low, "lift HDI high": high, "relative lift": float(np.median(relative)),
+                        "relative lift HDI low": rel_low, "relative lift HDI high": rel_high})
         rows.append(row)
     return pd.DataFrame(rows)
 

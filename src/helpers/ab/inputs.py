@@ -12,6 +12,8 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class ABConfig:
+    """The A/B settings (``ab_*`` in env.yaml; checked by :mod:`helpers.core.settings`)."""
+
     rope: float = 0.002
     mde: float = 0.10
     alpha: float = 0.05
@@ -20,15 +22,22 @@ class ABConfig:
     seed: int = 0
     pymc_draws: int = 1000
     pymc_chains: int = 4
+    burn_in_days: int = 2
+    min_payers: int = 20
 
     @classmethod
     def from_settings(cls, settings) -> ABConfig:
         return cls(settings.ab_rope, settings.ab_mde, settings.ab_alpha, settings.ab_power, settings.ab_draws,
-                   settings.ab_seed, settings.ab_pymc_draws, settings.ab_pymc_chains)
+                   settings.ab_seed, settings.ab_pymc_draws, settings.ab_pymc_chains, settings.ab_burn_in_days,
+                   settings.ab_min_payers)
 
 
-class NotAnalysable(ValueError):
-    """The data cannot answer the question; the message says why in plain language."""
+class NotAnalysable(Exception):
+    """The data cannot answer the question; the message says why in plain language.
+
+    Deliberately not a ``ValueError``: a report catches only this, so a bug (which raises
+    ``ValueError``, ``KeyError``, ...) fails the notebook instead of becoming a sentence.
+    """
 
 
 def check_analysable(summary: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
-from helpers.ab.inputs import ABConfig, check_analysable
+from helpers.ab.inputs import ABConfig, NotAnalysable, check_analysable
 
 
 def required_users(baseline: float, mde: float, alpha: float, power: float, comparisons: int = 1) -> int:
@@ -30,16 +30,21 @@ def achieved_power(baseline: float, mde: float, alpha: float, users: int, compar
                                         alternative="two-sided"))
 
 
-def power_table(summary: pd.DataFrame, config: ABConfig) -> pd.DataFrame:
+def power_table(summary: pd.DataFrame, config: ABConfig, baseline_rate: float | None = None) -> pd.DataFrame:
+    """Users per variant needed for the MDE and the power reached, from the pre-registered
+    ``baseline_rate`` when there is one, else from the control's observed rate."""
     summary = check_analysable(summary)
-    baseline = summary["conversions"].iloc[0] / summary["users"].iloc[0]
+    observed = summary["conversions"].iloc[0] / summary["users"].iloc[0]
+    baseline = observed if baseline_rate is None else baseline_rate
     comparisons = len(summary) - 1
-    if not 0 < baseline < 1:
-        raise ValueError(f"the control's conversion rate is {baseline:.0%}: power cannot be computed")
+    if not 0 < baseline < 1 or not baseline * (1 + config.mde) < 1:
+        raise NotAnalysable(f"the control's conversion rate is {baseline:.0%} and the MDE {config.mde:.0%}: a lift "
+                            "to a rate of 100% or more cannot be powered")
     needed = required_users(baseline, config.mde, config.alpha, config.power, comparisons)
     smallest = int(summary["users"].min())
     return pd.DataFrame([{
-        "control rate": baseline, "MDE (relative)": config.mde, "alpha per comparison": config.alpha / comparisons,
+        "control rate": baseline, "rate from": "plan" if baseline_rate is not None else "observed",
+        "MDE (relative)": config.mde, "alpha per comparison": config.alpha / comparisons,
         "target power": config.power, "users needed per variant": needed, "smallest variant": smallest,
         "achieved power": achieved_power(baseline, config.mde, config.alpha, smallest, comparisons),
     }])

@@ -19,6 +19,7 @@ from helpers.ab import mcmc, power, sequential
 from helpers.ab import store as ex
 from helpers.ab.inputs import ABConfig, NotAnalysable
 from helpers.ab.srm import sample_ratio_mismatch
+from helpers.core.experiment_specs import ExperimentPlan
 from helpers.warehouse import Warehouse
 
 
@@ -32,6 +33,11 @@ class ExperimentData:
     @property
     def control(self) -> str:
         return str(self.info["control"])
+
+    @property
+    def plan(self) -> ExperimentPlan:
+        """What was fixed before the experiment ran (stored with it; defaults when absent)."""
+        return self.info.get("plan") or ExperimentPlan(str(self.info["experiment_id"]), self.control)
 
 
 def read_experiment(warehouse: Warehouse, experiment_id: str) -> ExperimentData:
@@ -89,9 +95,16 @@ class ABReport:
 
 
 def analyse(data: ExperimentData, config: ABConfig) -> ABReport:
-    """Every closed-form, frequentist, sequential and power result of one experiment."""
+    """Every closed-form, frequentist, sequential and power result of one experiment.
+
+    A part the data cannot answer (:class:`NotAnalysable`) becomes a sentence in
+    ``messages``; any other exception is a bug and propagates, so the report fails loudly.
+    """
     users = data.summary.set_index("variant")["users"]
-    report = ABReport(data, config, sample_ratio_mismatch(users))
+    plan = data.plan
+    report = ABReport(data, config, sample_ratio_mismatch(users, pd.Series(plan.shares(list(users.index))),
+                                                          planned=plan.allocation is not None))
+    baseline = plan.baseline_rate
     steps = {
         "conversion": lambda: ab.conversion_analysis(data.summary, config),
         "revenue": lambda: ab.revenue_analysis(data.summary, config),
@@ -100,13 +113,13 @@ def analyse(data: ExperimentData, config: ABConfig) -> ABReport:
         "conversion_tests": lambda: fq.conversion_tests(data.summary, config),
         "chi_square": lambda: pd.DataFrame([fq.chi_square_all(data.summary)]),
         "revenue_tests": lambda: fq.revenue_tests(data.summary, data.users, config),
-        "sequential": lambda: sequential.sequential_monitoring(data.cumulative, data.control, config),
-        "power": lambda: power.power_table(data.summary, config),
+        "sequential": lambda: sequential.sequential_monitoring(data.cumulative, data.control, config, baseline),
+        "power": lambda: power.power_table(data.summary, config, baseline),
     }
     for name, step in steps.items():
         try:
             report.parts[name] = step()
-        except (NotAnalysable, ValueError, ZeroDivisionError) as exc:
+        except NotAnalysable as exc:
             report.messages.append(f"{name}: {exc}")
     conversion = report.parts.get("conversion")
     if conversion is not None:
@@ -122,21 +135,28 @@ def run_pymc(report: ABReport) -> None:
         report.parts["pymc_conversion"] = idata
         report.parts["conversion_diagnostics"] = mcmc.diagnostics(idata, ["p"])
         report.parts["cross_check"] = mcmc.cross_check(summary, idata, config)
-    except (NotAnalysable, ValueError) as exc:
+    except NotAnalysable as exc:
         report.messages.append(f"cross_check: {exc}")
     try:
-        if (summary["payers"] < 3).any():
-            raise NotAnalysable("a variant has fewer than 3 paying users; the revenue model is not fitted")
+        few = summary.loc[summary["payers"] < max(config.min_payers, 3), "variant"].tolist()
+        if few:
+            raise NotAnalysable(f"{', '.join(map(repr, few))} have fewer than {max(config.min_payers, 3)} paying "
+                                "users (ab_min_payers); the revenue model is not fitted")
         idata = mcmc.pymc_revenue(summary, config)
         report.parts["pymc_revenue"] = idata
         table = mcmc.diagnostics(idata, ["revenue_per_user", "pay", "mu", "sigma"])
+        # medians, as the closed form reports them: the revenue posterior has no mean
+        medians = idata.posterior["revenue_per_user"].median(dim=("chain", "draw"))
+        table["median"] = np.nan
+        for variant in medians["variant"].to_numpy():
+            table.loc[f"revenue_per_user[{variant}]", "median"] = float(medians.sel(variant=variant))
         closed = report.parts.get("revenue")
         if closed is not None:
-            table = table.assign(**{"closed-form mean": np.nan})
-            for variant, mean in closed.set_index("variant")["posterior mean"].items():
-                table.loc[f"revenue_per_user[{variant}]", "closed-form mean"] = mean
+            table["closed-form median"] = np.nan
+            for variant, median in closed.set_index("variant")["posterior median"].items():
+                table.loc[f"revenue_per_user[{variant}]", "closed-form median"] = median
         report.parts["revenue_diagnostics"] = table
-    except (NotAnalysable, ValueError) as exc:
+    except NotAnalysable as exc:
         report.messages.append(f"revenue_diagnostics: {exc}")
 
 
@@ -155,8 +175,8 @@ def decision_summary(report: ABReport) -> str:
     if revenue is not None:
         for row in revenue.iloc[1:].to_dict("records"):
             lines.append(f"- Revenue per user of **{row['variant']}** differs from control by "
-                         f"{row['lift HDI low']:+.2f} to {row['lift HDI high']:+.2f} (95% credible interval; "
-                         f"P(higher) = {row['P(beat control)']:.1%}).")
+                         f"{row['lift HDI low']:+.2f} to {row['lift HDI high']:+.2f} (95% credible interval, median "
+                         f"{row['lift']:+.2f}; P(higher) = {row['P(beat control)']:.1%}).")
     best = conversion.loc[conversion["P(best)"].idxmax()]
     lines.append(f"- Most likely best converter: **{best['variant']}** (P(best) = {best['P(best)']:.1%}).")
     power = report.get("power")
@@ -199,7 +219,7 @@ def plot_sequential(report: ABReport):
     """SPRT log-likelihood ratio against Wald's boundaries, and the mSPRT always-valid p-value."""
     from plotly.subplots import make_subplots
 
-    paths, _ = report.get("sequential")
+    paths = report.get("sequential").paths
     fig = make_subplots(rows=1, cols=2, subplot_titles=("SPRT log-likelihood ratio", "mSPRT always-valid p-value"))
     for variant, path in paths.groupby("variant"):
         fig.add_scatter(x=path["day"], y=path["llr"], name=f"{variant} LLR", mode="lines+markers", row=1, col=1)

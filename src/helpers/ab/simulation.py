@@ -1,8 +1,9 @@
 """Seeded simulation of A/B experiments from their definitions (``ab_experiments``).
 
-The generator draws daily arrivals, assigns each user to a variant with the configured
-allocation, converts with the variant's rate and draws the order value of a converted
-user from a log-normal with the variant's mean.
+The generator draws daily arrivals, assigns each user to a variant with the split the
+assignment delivers (``delivered``: the planned ``allocation`` unless a broken assignment is
+simulated), converts with the variant's rate and draws the order value of a converted user
+from a log-normal with the variant's mean.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def generate(spec: ExperimentSpec, seed: int, scale: float = 1.0) -> pd.DataFram
     day = np.repeat(np.arange(spec.days), arrivals)
     seconds = rng.uniform(0, 86_400, n)
     assigned_at = spec.start + pd.to_timedelta(day, unit="D") + pd.to_timedelta(seconds.round(), unit="s")
-    shares = np.array([v.share for v in spec.variants])
+    shares = np.array([spec.delivered[v.name] for v in spec.variants])
     which = rng.choice(len(spec.variants), size=n, p=shares / shares.sum())
     rates = np.array([v.rate for v in spec.variants])[which]
     converted = rng.random(n) < rates

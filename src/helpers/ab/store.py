@@ -7,16 +7,17 @@ with their reasons, so nothing read is lost.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from helpers.ab.simulation import generate
 from helpers.ab.validation import validate_experiments
-from helpers.core.experiment_specs import ExperimentConfigError, ExperimentSpec, parse_specs
-from helpers.core.provenance import utc_now
+from helpers.core.experiment_specs import ExperimentConfigError, ExperimentPlan, ExperimentSpec, parse_plans, parse_specs
+from helpers.core.provenance import new_run_id, utc_now
 from helpers.data.quality import DataQualityError, read_source
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
 
@@ -37,30 +38,50 @@ class ExperimentLoad:
                 f"quarantined; experiments {', '.join(self.experiments)}")
 
 
-def load_experiments(warehouse: Warehouse, frame: pd.DataFrame, source: str, controls: dict[str, str] | None = None,
-                     descriptions: dict[str, str] | None = None, run_id: str | None = None) -> ExperimentLoad:
+def resolve_plans(experiments: dict[str, list[str]], plans: dict[str, ExperimentPlan], source: str
+                  ) -> dict[str, ExperimentPlan]:
+    """A complete plan per experiment: the given one checked against the variants in the data,
+    else the defaults (control: a variant called ``control``, else the first alphabetically;
+    equal planned shares; no baseline rate)."""
+    unknown = sorted(set(plans) - set(experiments))
+    if unknown:
+        raise DataQualityError(f"{source}: the plan names experiments {unknown} that the file does not hold; "
+                               f"the file holds {sorted(experiments)}")
+    resolved = {}
+    for experiment_id, variants in experiments.items():
+        plan = plans.get(experiment_id, ExperimentPlan(experiment_id))
+        control = plan.control or ("control" if "control" in variants else variants[0])
+        if control not in variants:
+            raise DataQualityError(f"{source}: control {control!r} of {experiment_id} is not among its variants "
+                                   f"{variants}; set the control in the plan (or --control {experiment_id}=VARIANT)")
+        if plan.allocation is not None and set(plan.allocation) != set(variants):
+            raise DataQualityError(f"{source}: the planned allocation of {experiment_id} names variants "
+                                   f"{sorted(plan.allocation)}, but the file has {variants}; give every variant "
+                                   "its planned share")
+        resolved[experiment_id] = replace(plan, control=control)
+    return resolved
+
+
+def load_experiments(warehouse: Warehouse, frame: pd.DataFrame, source: str,
+                     plans: dict[str, ExperimentPlan] | None = None, run_id: str | None = None) -> ExperimentLoad:
     """Validate ``frame`` and publish its experiments in one transaction (see the module docstring).
 
-    ``controls`` names each experiment's control variant; by default a variant called
-    ``control`` if there is one, else the first variant in alphabetical order.
+    ``plans`` holds what was fixed before each experiment ran (control, planned allocation,
+    baseline rate); it is stored beside the users so the analysis tests the delivered split
+    against the planned one. Experiments without a plan get the defaults of :func:`resolve_plans`.
     """
     result = validate_experiments(frame, source)  # raises before any write
     now = utc_now()
-    run_id = run_id or f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run_id = run_id or new_run_id(now)
     clean = result.clean
     if clean.empty:
         raise DataQualityError(f"{source}: no valid rows to load ({result.rows_read} read, all quarantined)")
-    experiments = sorted(clean["experiment_id"].unique())
-    catalog = []
-    for experiment_id in experiments:
-        variants = sorted(clean.loc[clean["experiment_id"] == experiment_id, "variant"].unique())
-        control = (controls or {}).get(experiment_id) or ("control" if "control" in variants else variants[0])
-        if control not in variants:
-            raise DataQualityError(f"{source}: control {control!r} of {experiment_id} is not among its variants "
-                                   f"{variants}")
-        catalog.append({"experiment_id": experiment_id, "control": control,
-                        "description": (descriptions or {}).get(experiment_id, ""), "source": source,
-                        "updated_at": pd.Timestamp(now)})
+    variants = {e: sorted(part["variant"].unique()) for e, part in clean.groupby("experiment_id")}
+    resolved = resolve_plans(variants, plans or {}, source)
+    catalog = [{"experiment_id": e, "control": plan.control, "description": plan.description, "source": source,
+                "updated_at": pd.Timestamp(now),
+                "allocation": json.dumps(plan.allocation, sort_keys=True) if plan.allocation else None,
+                "baseline_rate": plan.baseline_rate} for e, plan in resolved.items()]
     users = clean.assign(run_id=run_id, converted=clean["converted"].astype("int16"))[
         list(TABLE_COLUMNS["ab_users"])]
     quarantine = pd.DataFrame({
@@ -77,17 +98,16 @@ def load_experiments(warehouse: Warehouse, frame: pd.DataFrame, source: str, con
             warehouse.execute("replace_experiments")
     finally:
         warehouse.execute("drop_ab_stages")
-    return ExperimentLoad(run_id, source, result.rows_read, len(users), len(quarantine), experiments,
+    return ExperimentLoad(run_id, source, result.rows_read, len(users), len(quarantine), sorted(variants),
                           [f.as_dict() for f in result.findings])
 
 
 def generate_all(warehouse: Warehouse, specs: tuple[ExperimentSpec, ...], seed: int, scale: float = 1.0) -> ExperimentLoad:
-    """Generate every configured experiment and load them (replacing earlier generated copies)."""
+    """Generate every configured experiment and load them with their plans (replacing earlier copies)."""
     if not specs:
         raise ExperimentConfigError("no experiments configured in ab_experiments")
     frame = pd.concat([generate(spec, seed, scale) for spec in specs], ignore_index=True)
-    return load_experiments(warehouse, frame, "generated", {s.experiment_id: s.control for s in specs},
-                            {s.experiment_id: s.description for s in specs})
+    return load_experiments(warehouse, frame, "generated", {s.experiment_id: s.plan for s in specs})
 
 
 # -- reading back -------------------------------------------------------------------------------------
@@ -96,13 +116,20 @@ def experiment_list(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def experiment_info(warehouse: Warehouse, experiment_id: str) -> dict[str, Any]:
-    """The catalog row of one experiment; a clear error naming the stored ones when unknown."""
+    """The catalog row of one experiment, its plan parsed (``plan``: an :class:`ExperimentPlan`);
+    a clear error naming the stored ones when unknown."""
     listing = experiment_list(warehouse)
     match = listing[listing["experiment_id"] == experiment_id]
     if match.empty:
         known = ", ".join(listing["experiment_id"]) or "none (run make run, or load a file)"
         raise LookupError(f"no experiment {experiment_id!r} in the warehouse; stored: {known}")
-    return match.iloc[0].to_dict()
+    info = match.iloc[0].to_dict()
+    allocation = info.get("allocation")
+    baseline = info.get("baseline_rate")
+    info["plan"] = ExperimentPlan(
+        experiment_id, info["control"], json.loads(allocation) if isinstance(allocation, str) else None,
+        None if baseline is None or pd.isna(baseline) else float(baseline), str(info.get("description") or ""))
+    return info
 
 
 def variant_summary(warehouse: Warehouse, experiment_id: str, control: str) -> pd.DataFrame:
@@ -126,12 +153,22 @@ def user_revenue(warehouse: Warehouse, experiment_id: str) -> pd.DataFrame:
 
 
 def load_configured(warehouse: Warehouse, settings) -> list[ExperimentLoad]:
-    """Generate the configured experiments and load ``ab_source_file`` when one is set."""
+    """Generate the configured experiments and load ``ab_source_file`` (with the plans of
+    ``ab_plan_file``) when one is set."""
     loads = []
     specs = parse_specs(settings.ab_experiments)
     if specs:
         loads.append(generate_all(warehouse, specs, settings.ab_seed, settings.ab_scale))
     if settings.ab_source_file:
         source = str(settings.ab_source_file)
-        loads.append(load_experiments(warehouse, read_source(source), source))
+        plans = read_plans(settings.ab_plan_file) if settings.ab_plan_file else {}
+        loads.append(load_experiments(warehouse, read_source(source), source, plans))
     return loads
+
+
+def read_plans(path: str | Path) -> dict[str, ExperimentPlan]:
+    """The plans in a YAML plan file (see :func:`helpers.core.experiment_specs.parse_plans`)."""
+    path = Path(path)
+    if not path.exists():
+        raise ExperimentConfigError(f"plan file {path} not found (setting ab_plan_file, or --plan)")
+    return parse_plans(path.read_text(encoding="utf-8"), f"plan file {path}")

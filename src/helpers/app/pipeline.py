@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for note in settings.notes:  # what reading the settings decided that the user did not set
+        print(f"note: {note}", file=sys.stderr)
     if args.command == "status":
         print(make_dag(settings).status())
         return 0

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.core.paths import project_root
-from helpers.core.provenance import git_commit, utc_now
+from helpers.core.provenance import RUN_TIME_FORMAT, git_commit, utc_now
 
 EXIT_FAILED = 1
 EXIT_BUSY = 3
@@ -65,7 +65,7 @@ def point(link: Path, target: Path) -> None:
     to ``<link>.manual-<time>`` first, never deleted.
     """
     if link.exists() and not link.is_symlink():
-        link.rename(link.with_name(f"{link.name}.manual-{utc_now():%Y%m%dT%H%M%S}"))
+        link.rename(link.with_name(f"{link.name}.manual-{utc_now():{RUN_TIME_FORMAT}}"))
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(os.path.relpath(target, link.parent))
@@ -99,10 +99,10 @@ def scheduled_run(root: Path | None = None, profile: str | None = None, keep: in
     try:
         with run_lock(runs):
             started = utc_now()
-            folder = runs / f"{started:%Y%m%dT%H%M%S}Z"
+            folder = runs / f"{started:{RUN_TIME_FORMAT}}Z"
             suffix = 1
             while folder.exists():  # two runs in one second, one after the other
-                folder = runs / f"{started:%Y%m%dT%H%M%S}Z-{suffix}"
+                folder = runs / f"{started:{RUN_TIME_FORMAT}}Z-{suffix}"
                 suffix += 1
             folder.mkdir(parents=True)
             env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false",

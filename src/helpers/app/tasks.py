@@ -56,11 +56,12 @@ def ingest_task(product: Any, resources_: dict[str, str], series_id: str, source
 
 
 def experiments_task(product: Any, upstream: Any, ab_experiments: str, ab_seed: str, ab_scale: str,
-                     ab_source_file: str, warehouse_backend: str, warehouse_path: str) -> None:
-    """Generate the configured A/B experiments (and load ``ab_source_file``); write the load reports."""
+                     ab_source_file: str, ab_plan_file: str, warehouse_backend: str, warehouse_path: str) -> None:
+    """Generate the configured A/B experiments (and load ``ab_source_file`` with the plans of
+    ``ab_plan_file``); write the load reports."""
     settings = load_settings(ab_experiments=ab_experiments, ab_seed=ab_seed, ab_scale=ab_scale,
-                             ab_source_file=ab_source_file, warehouse_backend=warehouse_backend,
-                             warehouse_path=warehouse_path)
+                             ab_source_file=ab_source_file, ab_plan_file=ab_plan_file,
+                             warehouse_backend=warehouse_backend, warehouse_path=warehouse_path)
     with Warehouse.from_settings(settings) as warehouse:
         loads = load_configured(warehouse, settings)
     path = Path(str(product))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import uuid
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -49,6 +50,15 @@ def git_commit(root: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+#: How a run's start time is written in run ids and run folder names (UTC, sortable).
+RUN_TIME_FORMAT = "%Y%m%dT%H%M%S"
+
+
+def new_run_id(started: datetime) -> str:
+    """A unique id for a load run: its UTC start time and 8 random hex digits."""
+    return f"{started:{RUN_TIME_FORMAT}}-{uuid.uuid4().hex[:8]}"
 
 
 def utc_now() -> datetime:

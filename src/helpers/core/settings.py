@@ -9,13 +9,22 @@ Precedence, lowest first:
 2. ``env.<profile>.yaml`` when ``HELPERS_PROFILE=<profile>`` (e.g. ``test``);
 3. ``HELPERS_<KEY>`` environment variables, one per key of ``env.yaml``;
 4. explicit keyword arguments.
+
+Every setting is checked here, once, when it is read: a value outside its allowed range
+raises :class:`ConfigError` naming the setting, how to set it, the allowed values and the
+value given. Nothing else in the package adjusts a setting.
+
+Settings that describe the default series (its public-holiday calendar and hemisphere,
+:data:`SERIES_BOUND`) are not carried over to another series: when ``source_file`` points
+to another file and those settings were not given with it, they are left unset and
+:attr:`Settings.notes` says so and how to set them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,41 +35,112 @@ from helpers.core.paths import project_root, resolve
 
 ENV_PREFIX = "HELPERS_"
 BACKENDS = ("duckdb", "snowflake")
-
-
-_POSITIVE_INTS = ("daily_horizon", "daily_folds", "daily_min_train", "hourly_horizon", "hourly_folds",
-                  "hourly_min_train", "max_horizon")
+HEMISPHERES = ("south", "north")
+#: Every model the comparison knows (``helpers.forecast.models.model_catalog`` builds them).
+MODEL_NAMES = ("naive", "seasonal_naive", "window_average", "ses", "holt", "holt_winters", "ets", "auto_arima",
+               "sarima_grid", "mstl", "prophet", "ets_calendar", "holt_winters_calendar", "arima_workday",
+               "arimax_temperature", "prophet_temperature")
+#: Settings that describe the default series, not any series (see the module docstring).
+SERIES_BOUND = ("holiday_country", "holiday_subdiv", "hemisphere")
+#: Seasonal periods of each grain (steps); training windows must hold two of the longest.
+SEASONS = {"daily": (7,), "hourly": (24, 168)}
 
 
 class ConfigError(ValueError):
     """A setting is missing or has a value that is not allowed."""
 
 
-def _optional(value: Any) -> str | None:
+def where(key: str) -> str:
+    """How a user sets ``key``: in env.yaml or with its environment variable."""
+    return f"set {key} in env.yaml or {ENV_PREFIX}{key.upper()}"
+
+
+def fail(key: str, problem: str, value: Any) -> ConfigError:
+    """``<key> <problem> (set <key> in env.yaml or HELPERS_<KEY>), got <value>``."""
+    return ConfigError(f"{key} {problem} ({where(key)}), got {value!r}")
+
+
+def _text(raw: dict[str, Any], key: str) -> str | None:
+    value = raw[key]
     if value is None:
         return None
     text = str(value).strip()
     return text or None
 
 
-def _optional_float(key: str, value: Any) -> float | None:
-    text = _optional(value)
+def _required_text(raw: dict[str, Any], key: str) -> str:
+    text = _text(raw, key)
     if text is None:
-        return None
+        raise fail(key, "must not be empty", raw[key])
+    return text
+
+
+def _number(raw: dict[str, Any], key: str, low: float | None = None, high: float | None = None,
+            optional: bool = False, strict: bool = False) -> float | None:
+    """A float in ``[low, high]`` (``(low, high)`` when ``strict``); empty is ``None`` when ``optional``."""
+    text = _text(raw, key)
+    if text is None:
+        if optional:
+            return None
+        raise fail(key, "must be a number", raw[key])
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
-        raise ConfigError(f"setting {key!r} must be a number or empty, got {value!r}") from None
-
-
-def _whole_number(key: str, value: Any, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {number}")
+        raise fail(key, "must be a number" + (" or empty" if optional else ""), raw[key]) from None
+    below = low is not None and (number <= low if strict else number < low)
+    above = high is not None and (number >= high if strict else number > high)
+    if number != number or below or above:
+        bounds = "strictly between" if strict else "between"
+        rule = (f"must be {bounds} {low:g} and {high:g}" if low is not None and high is not None
+                else f"must be at least {low:g}" if low is not None else f"must be at most {high:g}")
+        raise fail(key, rule, raw[key])
     return number
+
+
+def _whole(raw: dict[str, Any], key: str, minimum: int, maximum: int | None = None) -> int:
+    value = raw[key]
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise fail(key, "must be a whole number", value) from None
+    if number < minimum:
+        raise fail(key, f"must be at least {minimum}", value)
+    if maximum is not None and number > maximum:
+        raise fail(key, f"must be at most {maximum}", value)
+    return number
+
+
+def _models(raw: dict[str, Any], key: str) -> str:
+    names = [m.strip() for m in _required_text(raw, key).split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODEL_NAMES]
+    if not names or unknown:
+        raise fail(key, f"must be a comma-separated list of models from {', '.join(MODEL_NAMES)}; "
+                        f"unknown: {unknown}", raw[key])
+    return ",".join(names)
+
+
+def _frequency(raw: dict[str, Any]) -> str:
+    from pandas.tseries.frequencies import to_offset
+
+    freq = _required_text(raw, "freq")
+    try:
+        to_offset(freq)
+    except ValueError:
+        raise fail("freq", "must be a pandas offset alias such as 30min, 1h, 1D or MS", raw["freq"]) from None
+    return freq
+
+
+def check_calendar(country: str, subdiv: str | None = None) -> None:
+    """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
+    import holidays
+
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        raise fail("holiday_country", "must be an ISO 3166 code the holidays package knows, for example "
+                   f"{', '.join(sorted(supported)[:12])}, ... ('' for none)", country)
+    if subdiv and subdiv not in supported[country]:
+        raise fail("holiday_subdiv", f"must be a subdivision of {country}: "
+                   f"{', '.join(supported[country]) or 'none'} ('' for none)", subdiv)
 
 
 @dataclass(frozen=True)
@@ -75,6 +155,7 @@ class Settings:
     workday_col: str | None
     holiday_country: str | None
     holiday_subdiv: str | None
+    hemisphere: Literal["south", "north"] | None
     freq: str
     target_min: float | None
     target_max: float | None
@@ -95,113 +176,126 @@ class Settings:
     profile: str
     ab_experiments: dict[str, Any]
     ab_source_file: Path | None
+    ab_plan_file: Path | None
     ab_seed: int
     ab_scale: float
     ab_rope: float
     ab_mde: float
     ab_alpha: float
     ab_power: float
+    ab_burn_in_days: int
+    ab_min_payers: int
     ab_draws: int
     ab_pymc_draws: int
     ab_pymc_chains: int
+    #: What reading the settings decided that the user did not set (see the module docstring).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        missing = sorted(known - raw.keys())
+    def keys(cls) -> list[str]:
+        """The setting names (``env.yaml`` keys)."""
+        return [f.name for f in fields(cls) if f.name != "notes"]
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], notes: tuple[str, ...] = ()) -> Settings:
+        """Check every value of ``raw`` (see the module docstring) and type it."""
+        missing = sorted(set(cls.keys()) - raw.keys())
         if missing:
             raise ConfigError(f"missing settings: {', '.join(missing)} (see env.yaml)")
-        backend = str(raw["warehouse_backend"]).strip().lower()
+        backend = (_text(raw, "warehouse_backend") or "").lower()
         if backend not in BACKENDS:
-            raise ConfigError(f"warehouse_backend must be one of {BACKENDS}, got {raw['warehouse_backend']!r}")
-        max_fill = _whole_number("max_fill_steps", raw["max_fill_steps"], minimum=0)
-        counts = {key: _whole_number(key, raw[key], minimum=1) for key in _POSITIVE_INTS}
-        for key in ("series_id", "timestamp_col", "target_col", "freq", "daily_models", "hourly_models"):
-            if _optional(raw[key]) is None:
-                raise ConfigError(f"setting {key!r} must not be empty")
-        country, subdiv = _optional(raw["holiday_country"]), _optional(raw["holiday_subdiv"])
+            raise fail("warehouse_backend", f"must be one of {', '.join(BACKENDS)}", raw["warehouse_backend"])
+        country, subdiv = _text(raw, "holiday_country"), _text(raw, "holiday_subdiv")
         if subdiv and not country:
-            raise ConfigError("holiday_subdiv needs holiday_country")
+            raise fail("holiday_subdiv", "needs holiday_country (the country the subdivision belongs to)", subdiv)
         if country:
-            try:
-                check_calendar(country, subdiv)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+            check_calendar(country, subdiv)
+        hemisphere = (_text(raw, "hemisphere") or "").lower() or None
+        if hemisphere is not None and hemisphere not in HEMISPHERES:
+            raise fail("hemisphere", f"must be {' or '.join(HEMISPHERES)} ('' for none: errors by quarter)",
+                       raw["hemisphere"])
+        target_min = _number(raw, "target_min", optional=True)
+        target_max = _number(raw, "target_max", optional=True)
+        if target_min is not None and target_max is not None and target_min > target_max:
+            raise fail("target_max", f"must not be below target_min ({target_min:g})", raw["target_max"])
+        counts = {
+            "max_fill_steps": _whole(raw, "max_fill_steps", 0),
+            "daily_horizon": _whole(raw, "daily_horizon", 1),
+            # the early half of the folds selects, the later half evaluates: at least one of each
+            "daily_folds": _whole(raw, "daily_folds", 2),
+            "daily_min_train": _whole(raw, "daily_min_train", 2 * max(SEASONS["daily"])),
+            "hourly_horizon": _whole(raw, "hourly_horizon", 1),
+            "hourly_folds": _whole(raw, "hourly_folds", 2),
+            "hourly_min_train": _whole(raw, "hourly_min_train", 2 * max(SEASONS["hourly"])),
+            "max_horizon": _whole(raw, "max_horizon", 1, 366),
+        }
         return cls(
-            series_id=str(raw["series_id"]).strip(),
-            source_file=resolve(str(raw["source_file"])),
-            timestamp_col=str(raw["timestamp_col"]).strip(),
-            target_col=str(raw["target_col"]).strip(),
-            temperature_col=_optional(raw["temperature_col"]),
-            workday_col=_optional(raw["workday_col"]),
+            series_id=_required_text(raw, "series_id"),
+            source_file=resolve(_required_text(raw, "source_file")),
+            timestamp_col=_required_text(raw, "timestamp_col"),
+            target_col=_required_text(raw, "target_col"),
+            temperature_col=_text(raw, "temperature_col"),
+            workday_col=_text(raw, "workday_col"),
             holiday_country=country,
             holiday_subdiv=subdiv,
-            freq=str(raw["freq"]).strip(),
-            target_min=_optional_float("target_min", raw["target_min"]),
-            target_max=_optional_float("target_max", raw["target_max"]),
-            max_fill_steps=max_fill,
+            hemisphere=hemisphere,  # type: ignore[arg-type]
+            freq=_frequency(raw),
+            target_min=target_min,
+            target_max=target_max,
             **counts,
-            daily_models=str(raw["daily_models"]).strip(),
-            hourly_models=str(raw["hourly_models"]).strip(),
+            daily_models=_models(raw, "daily_models"),
+            hourly_models=_models(raw, "hourly_models"),
             warehouse_backend=backend,  # type: ignore[arg-type]
-            warehouse_path=resolve(str(raw["warehouse_path"])),
-            products=resolve(str(raw["products"])),
-            reports=resolve(str(raw["reports"])),
-            profile=str(raw["profile"]).strip(),
+            warehouse_path=resolve(_required_text(raw, "warehouse_path")),
+            products=resolve(_required_text(raw, "products")),
+            reports=resolve(_required_text(raw, "reports")),
+            profile=_required_text(raw, "profile"),
             **_ab_settings(raw),
+            notes=notes,
         )
 
     def as_env(self) -> dict[str, str]:
         """Flat string values for Ploomber's env (``None`` becomes ``''``)."""
         out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = "" if value is None else json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else str(value)
+        for key in self.keys():
+            value = getattr(self, key)
+            out[key] = ("" if value is None else json.dumps(value, sort_keys=True, default=str)
+                        if isinstance(value, dict) else str(value))
         return out
 
 
 def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """The A/B settings, typed; the experiment definitions are checked by ``helpers.core.experiment_specs``."""
+    """The A/B settings, typed; the experiment definitions are parsed by ``helpers.core.experiment_specs``."""
     experiments = raw["ab_experiments"]
     if isinstance(experiments, str):
         try:
             experiments = yaml.safe_load(experiments) if experiments.strip() else {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"ab_experiments is not valid YAML/JSON: {exc}") from None
+            raise fail("ab_experiments", f"is not valid YAML/JSON: {exc}", "...") from None
     try:
         parse_specs(experiments)
     except ExperimentConfigError as exc:
-        raise ConfigError(str(exc)) from None
-
-    def fraction(key: str, low: float, high: float) -> float:
-        value = _optional_float(key, raw[key])
-        if value is None or not low < value < high:
-            raise ConfigError(f"{key} must be a number strictly between {low} and {high}, got {raw[key]!r}")
-        return value
-
-    source = _optional(raw["ab_source_file"])
+        raise ConfigError(f"{exc} ({where('ab_experiments')})") from None
+    source, plans = _text(raw, "ab_source_file"), _text(raw, "ab_plan_file")
+    if plans and not source:
+        raise fail("ab_plan_file", "describes the experiments of ab_source_file, which is not set", plans)
     return {
         "ab_experiments": experiments or {}, "ab_source_file": resolve(source) if source else None,
-        "ab_seed": _whole_number("ab_seed", raw["ab_seed"], minimum=0),
-        "ab_scale": fraction("ab_scale", 0.0, 100.0), "ab_rope": fraction("ab_rope", 0.0, 1.0),
-        "ab_mde": fraction("ab_mde", 0.0, 10.0), "ab_alpha": fraction("ab_alpha", 0.0, 0.5),
-        "ab_power": fraction("ab_power", 0.5, 1.0),
-        **{key: _whole_number(key, raw[key], minimum=minimum)
-           for key, minimum in (("ab_draws", 1000), ("ab_pymc_draws", 100), ("ab_pymc_chains", 1))},
+        "ab_plan_file": resolve(plans) if plans else None,
+        "ab_seed": _whole(raw, "ab_seed", 0),
+        "ab_scale": _number(raw, "ab_scale", 0.0, 100.0, strict=True),
+        "ab_rope": _number(raw, "ab_rope", 0.0, 1.0, strict=True),
+        "ab_mde": _number(raw, "ab_mde", 0.0, 10.0, strict=True),
+        "ab_alpha": _number(raw, "ab_alpha", 0.0, 0.5, strict=True),
+        "ab_power": _number(raw, "ab_power", 0.5, 1.0, strict=True),
+        "ab_burn_in_days": _whole(raw, "ab_burn_in_days", 1, 30),
+        # below ~20 payers the posterior of the order values' log-scale spread has so heavy a tail
+        # that revenue per user is not estimable (see helpers.ab.bayesian.revenue_draws)
+        "ab_min_payers": _whole(raw, "ab_min_payers", 3),
+        "ab_draws": _whole(raw, "ab_draws", 1000),
+        "ab_pymc_draws": _whole(raw, "ab_pymc_draws", 100),
+        "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 1),
     }
-
-
-def check_calendar(country: str, subdiv: str | None = None) -> None:
-    """Raise ``ValueError`` naming the allowed values when the calendar is unknown."""
-    import holidays
-
-    supported = holidays.list_supported_countries()
-    if country not in supported:
-        raise ValueError(f"holiday_country {country!r} is not an ISO 3166 code the holidays package knows; "
-                         f"for example {', '.join(sorted(supported)[:12])}, ...")
-    if subdiv and subdiv not in supported[country]:
-        raise ValueError(f"holiday_subdiv {subdiv!r} is not a subdivision of {country}; "
-                         f"allowed: {', '.join(supported[country]) or 'none'}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -214,26 +308,55 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def raw_settings(profile: str | None = None, root: Path | None = None) -> dict[str, Any]:
-    """Merged settings before typing; ``profile`` (the ``env.<profile>.yaml`` to overlay)
-    defaults to ``$HELPERS_PROFILE``."""
+def _layers(profile: str | None, root: Path | None) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Merged settings, where each value came from, and env.yaml's own values."""
     root = root or project_root()
     base_path = root / "env.yaml"
     if not base_path.exists():
         raise ConfigError(f"no env.yaml at the project root {root}")
-    raw = _read_yaml(base_path)
+    base = _read_yaml(base_path)
+    raw = dict(base)
+    origin = {key: "env.yaml" for key in raw}
     profile = profile if profile is not None else os.environ.get(f"{ENV_PREFIX}PROFILE")
     if profile:
         profile_path = root / f"env.{profile}.yaml"
         if not profile_path.exists():
             choices = sorted(p.name[4:-5] for p in root.glob("env.*.yaml"))
-            raise ConfigError(f"unknown profile {profile!r}: no {profile_path.name}; profiles: {choices}")
-        raw.update(_read_yaml(profile_path))
+            raise ConfigError(f"unknown profile {profile!r} (HELPERS_PROFILE or --profile): no {profile_path.name}; "
+                              f"profiles: {choices}")
+        overlay = _read_yaml(profile_path)
+        raw.update(overlay)
+        origin.update({key: profile_path.name for key in overlay})
     for key in list(raw):
         env_value = os.environ.get(f"{ENV_PREFIX}{key.upper()}")
         if env_value is not None:
             raw[key] = env_value
-    return raw
+            origin[key] = f"{ENV_PREFIX}{key.upper()}"
+    return raw, origin, base
+
+
+def raw_settings(profile: str | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Merged settings before typing; ``profile`` (the ``env.<profile>.yaml`` to overlay)
+    defaults to ``$HELPERS_PROFILE``."""
+    return _layers(profile, root)[0]
+
+
+def _unbind_series_settings(raw: dict[str, Any], origin: dict[str, str], base: dict[str, Any]) -> tuple[str, ...]:
+    """Leave the default series' calendar and hemisphere unset for another series (module docstring)."""
+    source = raw.get("source_file")
+    if origin.get("source_file", "env.yaml") == "env.yaml" or resolve(str(source)) == resolve(
+            str(base.get("source_file", source))):
+        return ()
+    dropped = [key for key in SERIES_BOUND if key in raw and origin.get(key, "env.yaml").endswith(".yaml")
+               and str(raw[key] or "").strip()]
+    for key in dropped:
+        raw[key] = ""
+    if not dropped:
+        return ()
+    return (f"source_file is {source}, not the series env.yaml describes, so its {', '.join(dropped)} "
+            f"({', '.join(str(base.get(k)) for k in dropped)}) are not applied to it: calendar models are left "
+            "out and segment errors are shown by quarter. Set them for your series "
+            f"({'; '.join(where(k) for k in dropped)}); '' means none.",)
 
 
 def load_settings(profile_file: str | None = None, **overrides: Any) -> Settings:
@@ -242,9 +365,13 @@ def load_settings(profile_file: str | None = None, **overrides: Any) -> Settings
     ``profile_file`` picks the ``env.<name>.yaml`` overlay (default ``$HELPERS_PROFILE``);
     an override ``profile=...`` only sets the label a run reports.
     """
-    raw = raw_settings(profile_file)
+    raw, origin, base = _layers(profile_file, None)
     unknown = sorted(set(overrides) - raw.keys())
     if unknown:
         raise ConfigError(f"unknown settings {unknown}; allowed: {sorted(raw)}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings.from_mapping(raw)
+    for key, value in overrides.items():
+        if value is not None:
+            raw[key] = value
+            origin[key] = "argument"
+    notes = _unbind_series_settings(raw, origin, base)
+    return Settings.from_mapping(raw, notes)

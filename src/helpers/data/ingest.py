@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ import pandas as pd
 from pandas.tseries.offsets import Tick
 
 from helpers.core.settings import ConfigError, Settings, load_settings
-from helpers.core.provenance import file_sha256, utc_now
+from helpers.core.provenance import file_sha256, new_run_id, utc_now
 from helpers.data.quality import ROW_KINDS, DataQualityError, SeriesSpec, ValidationResult, read_source, validate
 from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseError
 
@@ -114,7 +113,7 @@ def _stage_frames(result: ValidationResult, spec: SeriesSpec, run_id: str, sourc
 def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None) -> IngestReport:
     """Validate ``path`` and load it into ``warehouse``; see the module docstring for the order."""
     started = utc_now()
-    run_id = run_id or f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run_id = run_id or new_run_id(started)
     source = str(path)
     result = validate(read_source(path), spec, source)  # raises before any write
     sha = file_sha256(path)

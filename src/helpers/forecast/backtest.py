@@ -21,9 +21,20 @@ from utilsforecast import losses
 
 from helpers.forecast.models import DEFAULT_LEVELS, Forecaster, interval_columns
 
-#: Southern-hemisphere seasons by month.
-SEASONS = {12: "summer", 1: "summer", 2: "summer", 3: "autumn", 4: "autumn", 5: "autumn",
-           6: "winter", 7: "winter", 8: "winter", 9: "spring", 10: "spring", 11: "spring"}
+#: Meteorological seasons by month in the southern hemisphere; the northern ones are six months on.
+_SOUTH = {12: "summer", 1: "summer", 2: "summer", 3: "autumn", 4: "autumn", 5: "autumn",
+          6: "winter", 7: "winter", 8: "winter", 9: "spring", 10: "spring", 11: "spring"}
+SEASONS_BY_MONTH = {"south": _SOUTH, "north": {(m + 5) % 12 + 1: s for m, s in _SOUTH.items()}}
+
+
+def season_labels(ds: pd.Series, hemisphere: str | None) -> pd.Series:
+    """The meteorological season of each timestamp in ``hemisphere`` (``south`` or ``north``),
+    or its calendar quarter (``Q1``..``Q4``) when no hemisphere is set."""
+    if hemisphere is None:
+        return "Q" + ds.dt.quarter.astype(str)
+    if hemisphere not in SEASONS_BY_MONTH:
+        raise ValueError(f"hemisphere must be one of {sorted(SEASONS_BY_MONTH)} or None, got {hemisphere!r}")
+    return ds.dt.month.map(SEASONS_BY_MONTH[hemisphere])
 
 
 def make_cutoffs(ds: pd.Series, h: int, n_folds: int, min_train: int) -> list[pd.Timestamp]:
@@ -159,9 +170,10 @@ def select(scores: pd.DataFrame, selection_cutoffs: Sequence[pd.Timestamp], cand
     return ranked[0], ranked[:n_members]
 
 
-def segment_errors(forecasts: pd.DataFrame, models: Sequence[str], workday: pd.Series | None = None) -> pd.DataFrame:
-    """RMSE per model by season and by work day vs other day."""
-    frame = forecasts.assign(season=forecasts["ds"].dt.month.map(SEASONS))
+def segment_errors(forecasts: pd.DataFrame, models: Sequence[str], workday: pd.Series | None = None,
+                   hemisphere: str | None = None) -> pd.DataFrame:
+    """RMSE per model by season (by quarter without a ``hemisphere``) and by work day vs other day."""
+    frame = forecasts.assign(season=season_labels(forecasts["ds"], hemisphere))
     if workday is not None:
         frame["day type"] = frame["ds"].dt.normalize().map(workday).map({1.0: "work day", 0.0: "non-work day"})
     rows = []

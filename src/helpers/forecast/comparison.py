@@ -10,8 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.forecast import backtest as bt
-from helpers.forecast.models import DEFAULT_LEVELS, Forecaster, interval_columns, model_catalog
-from helpers.data.series import degree_days
+from helpers.forecast.models import (
+    CALENDAR_MODELS, DEFAULT_LEVELS, TEMPERATURE_MODELS, Forecaster, interval_columns, model_catalog,
+)
+from helpers.core.settings import SEASONS
+from helpers.data.series import GRAIN_FREQ, degree_days
 from helpers.data.calendar import workday_flags
 
 
@@ -31,27 +34,35 @@ class ComparisonConfig:
     max_horizon: int = 28
     holiday_country: str | None = None
     holiday_subdiv: str | None = None
+    hemisphere: str | None = None
 
     @classmethod
     def from_settings(cls, settings, grain: str) -> ComparisonConfig:
+        """The comparison of one grain (``daily`` or ``hourly``) from the checked settings."""
+        if grain not in GRAIN_FREQ:
+            raise ValueError(f"grain must be one of {sorted(GRAIN_FREQ)}, got {grain!r}")
         prefix = f"{grain}_"
-        return cls.parse(grain, getattr(settings, prefix + "horizon"), getattr(settings, prefix + "folds"),
-                         getattr(settings, prefix + "min_train"), getattr(settings, prefix + "models"),
-                         settings.max_horizon if grain == "daily" else settings.max_horizon * 24,
-                         settings.holiday_country, settings.holiday_subdiv)
+        n_folds = getattr(settings, prefix + "folds")
+        return cls(grain, GRAIN_FREQ[grain], SEASONS[grain], getattr(settings, prefix + "horizon"), n_folds,
+                   n_folds // 2, getattr(settings, prefix + "min_train"),
+                   tuple(getattr(settings, prefix + "models").split(",")),
+                   max_horizon=settings.max_horizon if grain == "daily" else settings.max_horizon * 24,
+                   holiday_country=settings.holiday_country, holiday_subdiv=settings.holiday_subdiv,
+                   hemisphere=settings.hemisphere)
 
     @classmethod
     def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int,
-              holiday_country: str | None = None, holiday_subdiv: str | None = None) -> ComparisonConfig:
-        seasons = {"daily": ("1D", (7,)), "hourly": ("1h", (24, 168))}
-        if grain not in seasons:
-            raise ValueError(f"grain must be 'daily' or 'hourly', got {grain!r}")
-        names = tuple(m.strip() for m in models.split(",") if m.strip())
+              holiday_country: str | None = None, holiday_subdiv: str | None = None,
+              hemisphere: str | None = None) -> ComparisonConfig:
+        """A comparison from plain values (scripts and tests; the pipeline uses :meth:`from_settings`)."""
+        if grain not in GRAIN_FREQ:
+            raise ValueError(f"grain must be one of {sorted(GRAIN_FREQ)}, got {grain!r}")
         if n_folds < 2:
-            raise ValueError("n_folds must be at least 2 (selection and evaluation)")
-        freq, season_lengths = seasons[grain]
-        return cls(grain, freq, season_lengths, horizon, n_folds, n_folds // 2, min_train, names,
-                   max_horizon=max_horizon, holiday_country=holiday_country, holiday_subdiv=holiday_subdiv)
+            raise ValueError(f"n_folds must be at least 2 (selection and evaluation), got {n_folds}")
+        names = tuple(m.strip() for m in models.split(",") if m.strip())
+        return cls(grain, GRAIN_FREQ[grain], SEASONS[grain], horizon, n_folds, n_folds // 2, min_train, names,
+                   max_horizon=max_horizon, holiday_country=holiday_country, holiday_subdiv=holiday_subdiv,
+                   hemisphere=hemisphere)
 
     def with_calendar(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with ``workday`` from the holiday calendar when one is configured.
@@ -64,10 +75,33 @@ class ComparisonConfig:
         return frame.assign(workday=workday_flags(frame["ds"], self.holiday_country, self.holiday_subdiv).to_numpy())
 
     def build(self, names: Sequence[str], frame: pd.DataFrame) -> list[Forecaster]:
-        """Fresh instances of ``names`` for a frame prepared by ``with_calendar``."""
+        """Fresh instances of ``names`` for a frame prepared by ``with_calendar``.
+
+        Work days enter a model only with a holiday calendar, the one source of future work
+        days: without one, calendar models are left out and Prophet runs without the flag.
+        """
         return model_catalog(self.season_lengths, self.horizon, names,
                              has_temperature="temperature" in frame and bool(frame["temperature"].notna().all()),
-                             has_workday="workday" in frame and bool(frame["workday"].notna().all()))
+                             has_workday=bool(self.holiday_country) and "workday" in frame
+                             and bool(frame["workday"].notna().all()))
+
+    def left_out(self, built: Sequence[Forecaster], frame: pd.DataFrame) -> list[str]:
+        """Why requested models were not built, one sentence per reason (empty when all were)."""
+        names = {m.name for m in built}
+        missing = [m for m in self.models if m not in names]
+        calendar = [m for m in missing if m in CALENDAR_MODELS]
+        temperature = [m for m in missing if m in TEMPERATURE_MODELS]
+        notes = []
+        if calendar:
+            reason = ("no public-holiday calendar is set for this series" if not self.holiday_country
+                      else "the series has no complete work-day flag")
+            notes.append(f"{', '.join(calendar)} left out: calendar models need future work days, and {reason}. "
+                         "Set holiday_country (and holiday_subdiv) in env.yaml or HELPERS_HOLIDAY_COUNTRY / "
+                         "HELPERS_HOLIDAY_SUBDIV to compare them.")
+        if temperature:
+            notes.append(f"{', '.join(temperature)} left out: the series has no complete temperature "
+                         "(temperature_col).")
+        return notes
 
 
 @dataclass
@@ -81,6 +115,8 @@ class Comparison:
     candidates: list[str]
     conditional: list[str] = field(default_factory=list)
     calendar: list[str] = field(default_factory=list)
+    #: What the comparison changed or left out of the request, and why (shown in the report).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def selection_cutoffs(self) -> list[pd.Timestamp]:
@@ -116,8 +152,14 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     """
     frame = config.with_calendar(frame)
     models = config.build(config.models, frame)
-    # A short series keeps at least half of its points for training before the first cutoff.
-    config = replace(config, min_train=min(config.min_train, len(frame) // 2))
+    notes = config.left_out(models, frame)
+    if config.min_train > len(frame) // 2:
+        # The folds need the back half of the series; the report says what was changed.
+        notes.append(f"{config.grain}_min_train is {config.min_train} steps, more than half of the "
+                     f"{len(frame)}-step series: the first cutoff was moved to step {len(frame) // 2} so the folds fit. "
+                     f"Set {config.grain}_min_train (env.yaml or HELPERS_{config.grain.upper()}_MIN_TRAIN) to at most "
+                     f"{len(frame) // 2} to silence this.")
+        config = replace(config, min_train=len(frame) // 2)
     cutoffs = bt.make_cutoffs(frame["ds"], config.horizon, config.n_folds, config.min_train)
     forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs)
     forecasts = bt.assign_roles(forecasts, config.n_selection)
@@ -131,7 +173,13 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     scores = pd.concat([scores, ensemble_scores], ignore_index=True)
     return Comparison(config, forecasts, timings, scores, selected, members, candidates,
                       conditional=[m.name for m in models if m.conditional],
-                      calendar=[m.name for m in models if m.covariates and not m.conditional])
+                      calendar=[m.name for m in models if m.covariates and not m.conditional], notes=notes)
+
+
+def notes_markdown(*comparisons: Comparison, settings_notes: Sequence[str] = ()) -> str:
+    """What reading the settings and running the comparisons changed or left out, as a Markdown list."""
+    notes = dict.fromkeys([*settings_notes, *[note for c in comparisons for note in c.notes]])
+    return "\n".join(f"- {note}" for note in notes) or "Nothing: every requested model ran with the settings as given."
 
 
 def accuracy_summary(comparison: Comparison) -> pd.DataFrame:
@@ -317,6 +365,7 @@ def fold_table(comparison: Comparison, metric: str = "rmse") -> pd.DataFrame:
 def seasonal_errors(comparison: Comparison, workday: pd.Series | None) -> pd.DataFrame:
     """Segment RMSE on the evaluation folds."""
     evaluation = comparison.forecasts[comparison.forecasts["role"] == "evaluation"]
-    models = [comparison.selected, "ensemble", "seasonal_naive"]
-    return bt.segment_errors(evaluation, list(dict.fromkeys(models)), workday)
+    models = [m for m in dict.fromkeys([comparison.selected, "ensemble", "seasonal_naive"])
+              if m in evaluation.columns]
+    return bt.segment_errors(evaluation, models, workday, comparison.config.hemisphere)
 

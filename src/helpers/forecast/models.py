@@ -25,6 +25,10 @@ import pandas as pd
 
 Level = Sequence[int]
 DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
+#: Models that use the work-day flag as a known future input (built only with a holiday calendar).
+CALENDAR_MODELS = ("ets_calendar", "holt_winters_calendar", "arima_workday")
+#: Models that use the observed temperature of the forecast days (conditional forecasts).
+TEMPERATURE_MODELS = ("arimax_temperature", "prophet_temperature")
 
 
 def interval_columns(level: Level = DEFAULT_LEVELS) -> list[str]:
@@ -280,7 +284,7 @@ def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[s
         "mstl", "decomposition", lambda: MSTL(season_length=list(season_lengths), trend_forecaster=AutoETS(model="ZZN")))
     calendar = ("workday",) if has_workday else ()
     builders["prophet"] = lambda: ProphetModel("prophet", calendar)
-    needs_workday = {"ets_calendar", "holt_winters_calendar", "arima_workday"}
+    needs_workday = set(CALENDAR_MODELS)
     if has_workday:
         univariate = _statsforecast_models(m, horizon)
         builders["ets_calendar"] = lambda: CalendarAdjusted("ets_calendar", univariate["ets"]())
@@ -288,7 +292,7 @@ def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[s
                                                                      univariate["holt_winters"]())
         builders["arima_workday"] = lambda: StatsForecastModel(
             "arima_workday", "ARIMA", lambda: AutoARIMA(season_length=m), covariates=calendar)
-    needs_temperature = {"arimax_temperature", "prophet_temperature"}
+    needs_temperature = set(TEMPERATURE_MODELS)
     if has_temperature:
         builders["arimax_temperature"] = lambda: StatsForecastModel(
             "arimax_temperature", "ARIMA", lambda: AutoARIMA(season_length=m),

@@ -54,7 +54,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "series_id", "freq", "source_file", "target_col", "temperature_col", "workday_col", "updated_at",
     ),
     "ab_users": ("experiment_id", "user_id", "variant", "assigned_at", "converted", "revenue", "run_id"),
-    "ab_experiments": ("experiment_id", "control", "description", "source", "updated_at"),
+    "ab_experiments": ("experiment_id", "control", "description", "source", "updated_at", "allocation",
+                       "baseline_rate"),
 }
 #: Staging tables (``sql/create_stages.sql``) mirror a permanent table's columns.
 STAGE_TABLES: dict[str, str] = {

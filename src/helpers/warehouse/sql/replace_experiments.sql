@@ -10,7 +10,7 @@ SELECT experiment_id, user_id, variant, assigned_at, converted, revenue, run_id 
 DELETE FROM ab_experiments USING stage_ab_experiments
 WHERE ab_experiments.experiment_id = stage_ab_experiments.experiment_id;
 
-INSERT INTO ab_experiments (experiment_id, control, description, source, updated_at)
-SELECT experiment_id, control, description, source, updated_at FROM stage_ab_experiments;
+INSERT INTO ab_experiments (experiment_id, control, description, source, updated_at, allocation, baseline_rate)
+SELECT experiment_id, control, description, source, updated_at, allocation, baseline_rate FROM stage_ab_experiments;
 
 INSERT INTO quarantine SELECT * FROM stage_quarantine;

@@ -104,5 +104,11 @@ CREATE TABLE IF NOT EXISTS ab_experiments (
     description    VARCHAR,
     source         VARCHAR       NOT NULL,   -- 'generated' or the file it came from
     updated_at     TIMESTAMP_NTZ NOT NULL,
+    allocation     VARCHAR,                  -- planned share per variant, JSON {"variant": share}; NULL = equal
+    baseline_rate  DOUBLE,                   -- expected control conversion rate, fixed before the test; NULL = none
     PRIMARY KEY (experiment_id)
 );
+
+-- Warehouses made before the plan columns existed get them in place (same column order).
+ALTER TABLE ab_experiments ADD COLUMN IF NOT EXISTS allocation VARCHAR;
+ALTER TABLE ab_experiments ADD COLUMN IF NOT EXISTS baseline_rate DOUBLE;
