@@ -43,3 +43,14 @@ def test_no_module_defines_functions_pytest_would_collect():
         names += [f"{path.name}:{node.name}" for node in ast.walk(ast.parse(path.read_text()))
                   if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.lower().startswith("test")]
     assert names == []
+
+
+def test_the_readme_layout_table_matches_the_package():
+    """Every module of src/helpers has a row in the README's module table, and every row a module."""
+    import re
+
+    package = ROOT / "src" / "helpers"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py"}
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", readme, flags=re.MULTILINE))
+    assert listed == modules, f"missing from README: {sorted(modules - listed)}; no such module: {sorted(listed - modules)}"
