@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from helpers.ab import report as abreport
@@ -17,9 +18,28 @@ def test_report_runs_every_part_and_turns_failures_into_sentences():
     text = abreport.decision_summary(report)
     assert "**b** beats control" in text and "users to detect" in text
     assert len(abreport.data_hash(data)) == 64 and abreport.provenance_rows(data)["experiment"] == "x"
-    assert len(abreport.plot_lift(report).data) == 1
-    assert len(abreport.plot_beat_over_time(report).data) == 1
-    assert len(abreport.plot_sequential(report).data) == 2
+    # the hash reads the data: one more conversion changes it
+    changed = experiment_data([("control", 4000, 401), ("b", 4000, 470)])
+    assert abreport.data_hash(changed) != abreport.data_hash(data)
+
+    lift = abreport.plot_lift(report)
+    (histogram,) = lift.data
+    draws = report.get("lift_draws")
+    # percentage points: the plotted values are the first 5,000 draws of b's lift, times 100
+    assert np.asarray(histogram.x) == pytest.approx(draws["lift"].to_numpy()[:5000] * 100)
+    rope = [s for s in lift.layout.shapes if s.type == "rect"][0]
+    assert (rope.x0, rope.x1) == pytest.approx((-FAST.rope * 100, FAST.rope * 100))
+
+    (line,) = abreport.plot_beat_over_time(report).data
+    over_time = report.get("beat_over_time")
+    assert list(line.y) == pytest.approx(over_time["P(beat control)"].tolist())
+    assert list(line.y)[-1] > 0.99  # 11.75% against 10% on 4,000 users each: b is credibly better
+
+    sequential = report.get("sequential")
+    llr, p_value = abreport.plot_sequential(report).data
+    assert list(llr.y) == pytest.approx(sequential.paths["llr"].tolist())
+    assert list(p_value.y) == pytest.approx(sequential.paths["msprt_p"].tolist())
+    assert len(llr.y) == 4 - FAST.burn_in_days  # four days, the burn-in left out
 
     empty = abreport.analyse(experiment_data([("control", 0, 0), ("b", 50, 5)]), FAST)
     assert empty.get("conversion") is None
@@ -34,7 +54,9 @@ def test_report_pymc_part_and_a_revenue_model_without_payers():
     diagnostics = report.get("revenue_diagnostics")
     assert diagnostics.loc["revenue_per_user[b]", "median"] == pytest.approx(
         diagnostics.loc["revenue_per_user[b]", "closed-form median"], rel=0.05)
-    assert abreport.plot_posterior(report) is not None
+    figure = abreport.plot_posterior(report)
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles == ["p\ncontrol", "p\nb"], titles  # one panel per variant, control first
     few = abreport.analyse(experiment_data([("control", 100, 2), ("b", 100, 1)]), FAST)
     abreport.run_pymc(few)
     assert few.get("revenue_diagnostics") is None
