@@ -42,13 +42,19 @@ def artifact_payload(n: int = 3, models: tuple[str, ...] = ("a",), start: str = 
         mean = [100.0 + k + i for i in range(n)]
         entries[name] = {
             "members": list(models[:k]) if name == "ensemble" else None,
-            "cv": {"rmse": 10.0 + k, "mae": 8.0 + k},
+            "cv": {"rmse": 10.0 + k, "mae": 8.0 + k, "coverage_80": 0.78, "coverage_95": 0.94,
+                   "raw_coverage_80": 0.9, "raw_coverage_95": 0.99},
+            "calibration": {lv: {"level": int(lv), "method": "scaled", "factor": factor, "n": 28,
+                                 "rank": -(-29 * int(lv) // 100), "finite_sample": True}
+                            for lv, factor in (("80", 0.7), ("95", 0.8))},
             "forecast": {"ds": ds, "mean": mean, "lo-80": [m - 5 for m in mean], "hi-80": [m + 5 for m in mean],
                          "lo-95": [m - 9 for m in mean], "hi-95": [m + 9 for m in mean]},
         }
     return {"schema_version": SCHEMA_VERSION, "created_utc": "2026-01-01T00:00:00", "series_id": "s",
             "frequency": "1D", "training_start": "2014-01-01", "training_end": "2014-12-31", "data_sha256": "x" * 64,
-            "selected_model": models[0], "models": entries, "parameters": {}, "packages": {}, "git_commit": "abc"}
+            "selected_model": models[0], "models": entries,
+            "interval_calibration": {"method": "split conformal", "learnt_on": "selection folds"},
+            "parameters": {}, "packages": {}, "git_commit": "abc"}
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.forecast import artifact
+from helpers.forecast import artifact, calibration
 from helpers.forecast import comparison as cmp
 from tests.support import artifact_payload, daily_series
 
@@ -38,7 +39,13 @@ def test_failed_write_keeps_the_old_artifact(tmp_path):
     (lambda p: p["models"]["a"]["forecast"]["ds"].reverse(), "not increasing"),
     (lambda p: p["models"]["a"]["forecast"].update({"lo-80": [11.0] * 3}), "not nested"),
     (lambda p: p["models"]["a"].pop("cv"), "cross-validated metrics"),
+    (lambda p: p["models"]["a"]["cv"].pop("raw_coverage_95"), "cross-validated metrics"),
     (lambda p: p.update(models={}), "no models"),
+    (lambda p: p.pop("interval_calibration"), r"missing keys \['interval_calibration'\]"),
+    (lambda p: p["models"]["a"].pop("calibration"), "lacks an interval calibration"),
+    (lambda p: p["models"]["a"]["calibration"].pop("95"), "lacks an interval calibration"),
+    (lambda p: p["models"]["a"]["calibration"]["80"].update(factor=-1.0), "lacks an interval calibration"),
+    (lambda p: p["models"]["a"]["calibration"]["80"].update(method="magic"), "lacks an interval calibration"),
 ])
 def test_invalid_artifacts_are_refused_with_the_rebuild_command(tmp_path, mutate, message):
     payload = _payload()
@@ -50,11 +57,25 @@ def test_invalid_artifacts_are_refused_with_the_rebuild_command(tmp_path, mutate
     assert "make run" in str(info.value)
 
 
+def test_an_artifact_of_the_previous_schema_is_refused_as_such(tmp_path):
+    """Version 1 had uncalibrated intervals and no calibration keys: the version is the reason given."""
+    old = _payload()
+    old["schema_version"] = 1
+    del old["interval_calibration"]
+    for model in old["models"].values():
+        del model["calibration"]
+    path = tmp_path / "artifact.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(artifact.ArtifactError, match=r"schema version 1, this code reads version 2\. Rebuild the "
+                                                     r"artifact with `make run`"):
+        artifact.load_artifact(path)
+
+
 def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(artifact.ArtifactError, match="no forecast artifact"):
         artifact.load_artifact(tmp_path / "absent.json")
     corrupt = tmp_path / "corrupt.json"
-    corrupt.write_text('{"schema_version": 1, "models": {')
+    corrupt.write_text('{"schema_version": 2, "models": {')
     with pytest.raises(artifact.ArtifactError, match="corrupt JSON"):
         artifact.load_artifact(corrupt)
     with pytest.raises(artifact.ArtifactError, match="not a JSON object"):
@@ -73,20 +94,49 @@ def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
     summary = cmp.accuracy_summary(comparison).set_index("what")
     assert summary["ratio to seasonal naive"].iloc[0] == pytest.approx(1.0)
     record = cmp.selection_record(comparison)
+    calibrations = calibration.from_record(json.loads(json.dumps(record))["calibration"])
+    assert calibrations == comparison.calibrations
     models = cmp.artifact_models(cmp.prepare_frame(frame), config, record["selected"], record["members"],
-                                 record["metrics"])
+                                 record["metrics"], calibrations)
     assert set(models) == {*comparison.members, "ensemble"} and len(models["ensemble"]["forecast"]["ds"]) == 14
+    # The served band is the model's own band rescaled about the mean by the selection-fold factor.
+    (raw,) = cmp.forecast_paths(cmp.prepare_frame(frame), config, [comparison.selected]).values()
+    served = pd.DataFrame(models[comparison.selected]["forecast"])
+    for lv in (80, 95):
+        factor = comparison.calibrations[comparison.selected][lv].factor
+        assert models[comparison.selected]["calibration"][str(lv)]["factor"] == factor
+        assert (served[f"hi-{lv}"] - served["mean"]).to_numpy() == pytest.approx(
+            factor * (raw[f"hi-{lv}"] - raw["mean"]).to_numpy())
+    with pytest.raises(ValueError, match="no interval calibration for"):
+        cmp.artifact_models(cmp.prepare_frame(frame), config, record["selected"], record["members"],
+                            record["metrics"], {})
     assert pd.Timestamp(models["ensemble"]["forecast"]["ds"][0]) == frame["ds"].iloc[-1] + pd.Timedelta("1D")
     payload = _payload()
-    payload.update(models=models, selected_model=comparison.selected)
+    payload.update(models=models, selected_model=comparison.selected,
+                   interval_calibration=cmp.calibration_metadata(record))
     artifact.write_artifact(tmp_path / "a.json", payload)
+    # Coverage: the calibrated intervals' in the leaderboard, both in the table by model and level.
+    assert {"calibrated coverage_80", "calibrated coverage_95"} <= set(board.columns)
+    assert "raw_coverage_80" not in board.columns
+    coverage = cmp.interval_coverage(comparison)
+    assert list(coverage.columns) == ["method", "factor", "raw", "calibrated", "calibrated, selection folds"]
+    assert len(coverage) == 2 * len(board)
+    assert coverage.index.get_level_values("nominal").unique().tolist() == [0.8, 0.95]
+    evaluation = comparison.forecasts[comparison.forecasts["role"] == "evaluation"]
+    inside = evaluation["y"].between(evaluation["ses-lo-80"], evaluation["ses-hi-80"]).mean()
+    assert coverage.loc[("ses", 0.8), "calibrated"] == pytest.approx(inside)
+    assert board.loc["ses", "calibrated coverage_80"] == pytest.approx(inside)
+    assert record["metrics"]["ses"]["coverage_80"] == pytest.approx(inside)
     assert cmp.fold_table(comparison)["role"].value_counts().to_dict() == {"selection": 3, "evaluation": 3}
     assert len(cmp.backtest_residuals(comparison, "ses")) == 6 * 7
     assert not cmp.seasonal_errors(comparison, frame.set_index("ds")["workday"]).empty
     selection = cmp.write_selection(comparison, tmp_path / "selection.json")
     config_back, record_back = cmp.read_selection(selection)
     assert config_back == replace(config, min_train=80) and record_back["selected"] == "seasonal_naive"
-    assert "not** 10% better" in cmp.justification(comparison)
+    text = cmp.justification(comparison)
+    assert "not** 10% better" in text
+    short = any(board.loc["seasonal_naive", f"calibrated coverage_{lv}"] < lv / 100 - 0.05 for lv in (80, 95))
+    assert ("cover **less than they claim**" in text) == short
     assert len(cmp.in_sample_residuals(cmp.prepare_frame(frame), config, "ses")) > 100
     assert len(cmp.plot_last_fold(comparison).data) == 4 * len(comparison.leaderboard())
     assert len(cmp.plot_error_distributions(comparison).data) == len(comparison.leaderboard())
@@ -131,3 +181,16 @@ def test_a_min_train_longer_than_half_the_series_is_changed_and_reported():
     assert "daily_min_train is 100 steps" in note and "HELPERS_DAILY_MIN_TRAIN" in note and "at most 60" in note
     fits = cmp.run_comparison(frame, cmp.ComparisonConfig.parse("daily", 7, 4, 60, "naive,seasonal_naive", 14))
     assert fits.notes == []
+
+
+def test_calibration_learnt_on_calm_folds_is_called_out_when_later_errors_are_larger():
+    """Exchangeability broken on purpose: noise six times larger after the selection folds."""
+    frame = daily_series(n=160, season=10, noise=1.0, seed=4).assign(temperature=20.0, filled=False)
+    late = frame.index > 121  # after the first evaluation cutoff (the 5th of 8 from day 79 to 152)
+    frame.loc[late, "y"] += np.random.default_rng(5).normal(0, 6.0, late.sum())
+    config = cmp.ComparisonConfig.parse("daily", 7, 8, 80, "naive,seasonal_naive", 14)
+    comparison = cmp.run_comparison(cmp.prepare_frame(frame), config)
+    assert comparison.evaluation_cutoffs[0] == frame["ds"].iloc[121]
+    coverage = cmp.interval_coverage(comparison).loc[comparison.selected]
+    assert (coverage["calibrated"] < coverage.index - 0.05).all()
+    assert "cover **less than they claim**" in cmp.justification(comparison)

@@ -6,9 +6,11 @@ The app loads ``products/model/forecast_artifact.json`` (or ``--artifact`` /
 ready-to-slice lists, so a request only validates its input, slices and serialises:
 
 - ``POST /predict``: ``{"start_date", "end_date", "model", "include_confidence"}`` to the
-  forecast for those days with its 95% interval and the model's cross-validated RMSE and
-  MAE, the numbers the model-comparison report shows;
-- ``GET /models``: the models, their metrics and the forecastable date range;
+  forecast for those days with its 95% interval (calibrated on the selection folds of the
+  model comparison) and the model's cross-validated RMSE and MAE, the numbers the
+  model-comparison report shows;
+- ``GET /models``: the models, their metrics, each interval's nominal and achieved coverage
+  on the evaluation folds, and the forecastable date range;
 - ``GET /health``: liveness plus which artifact is served.
 
 Input that cannot be served (a date that does not parse, start after end, a range outside
@@ -34,7 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from helpers.forecast.artifact import ArtifactError, load_artifact
+from helpers.forecast.artifact import LEVELS, ArtifactError, load_artifact
 
 ARTIFACT_ENV = "HELPERS_ARTIFACT"
 INTERVAL = ("lo-95", "hi-95")
@@ -49,7 +51,7 @@ class PredictRequest(BaseModel):
     end_date: date = Field(description="last day to forecast (inclusive), not before start_date")
     model: str | None = Field(None, max_length=100,
                               description="a model name from GET /models; omitted: the selected model")
-    include_confidence: bool = Field(True, description="add the 95% prediction interval")
+    include_confidence: bool = Field(True, description="add the 95% prediction interval (calibrated)")
 
 
 class PredictResponse(BaseModel):
@@ -86,6 +88,7 @@ class ServedModel:
     upper: list[float]
     metrics: dict[str, float]
     members: list[str] | None
+    intervals: dict[str, dict[str, Any]]  # by level: nominal and achieved coverage, the calibration
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,22 @@ class Forecasts:
             models[name] = ServedModel(
                 name=name, first=days[0], dates=[d.isoformat() for d in days], mean=list(path_["mean"]),
                 lower=list(path_[INTERVAL[0]]), upper=list(path_[INTERVAL[1]]),
-                metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"))
+                metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"),
+                intervals=_intervals(model))
         window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
         return cls(path=Path(path), models=models, selected=payload["selected_model"],
                    last_updated=payload["created_utc"], training_end=payload["training_end"],
                    series_id=payload["series_id"], schema_version=payload["schema_version"], window=window)
+
+
+def _intervals(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per level: the nominal coverage, the coverage achieved on the evaluation folds by the
+    served (calibrated) interval and by the model's own, and the calibration."""
+    cv, calibration = model["cv"], model["calibration"]
+    return {lv: {"nominal": int(lv) / 100, "achieved": float(cv[f"coverage_{lv}"]),
+                 "uncalibrated": float(cv[f"raw_coverage_{lv}"]),
+                 "method": calibration[lv]["method"], "factor": float(calibration[lv]["factor"])}
+            for lv in LEVELS}
 
 
 def default_artifact() -> Path:
@@ -180,7 +194,8 @@ def create_app(artifact: str | Path | None = None) -> FastAPI:
 
     @app.get("/models", response_class=ORJSONBytes)
     async def models(request: Request) -> ORJSONBytes:
-        """Every served model with its cross-validated metrics, and the days that can be forecast."""
+        """Every served model with its cross-validated metrics and interval coverage, and the days
+        that can be forecast."""
         f: Forecasts = request.app.state.forecasts
         first, last = f.window
         return ORJSONBytes({
@@ -188,8 +203,8 @@ def create_app(artifact: str | Path | None = None) -> FastAPI:
             "forecastable": {"start_date": first, "end_date": last},
             "training_end": f.training_end,
             "last_updated": f.last_updated,
-            "models": [{"name": m.name, "selected": m.name == f.selected, "members": m.members, **m.metrics}
-                       for m in f.models.values()],
+            "models": [{"name": m.name, "selected": m.name == f.selected, "members": m.members, **m.metrics,
+                        "intervals": m.intervals} for m in f.models.values()],
         })
 
     @app.post("/predict", response_class=ORJSONBytes, response_model=PredictResponse,

@@ -17,7 +17,7 @@ from helpers.core.settings import load_settings
 from helpers.data.ingest import ingest
 from helpers.data.quality import read_source
 from helpers.data.series import load_series
-from helpers.forecast import artifact, comparison
+from helpers.forecast import artifact, calibration, comparison
 from helpers.publish.site import render_reports
 from helpers.warehouse import Warehouse
 
@@ -102,7 +102,8 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
 
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
                    max_fill_steps: str, profile: str) -> None:
-    """Fit the selected daily model, its ensemble members and the ensemble on all data; write the artifact."""
+    """Fit the selected daily model, its ensemble members and the ensemble on all data; write the
+    artifact with their intervals calibrated on the selection folds."""
     settings = load_settings(series_id=series_id, warehouse_backend=warehouse_backend,
                              warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile)
     config, record = comparison.read_selection(upstream["model_comparison"]["selection"])
@@ -118,7 +119,9 @@ def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backen
         "training_end": frame["ds"].iloc[-1].isoformat(),
         "data_sha256": file_sha256(settings.source_file),
         "selected_model": record["selected"],
-        "models": comparison.artifact_models(frame, config, record["selected"], record["members"], record["metrics"]),
+        "models": comparison.artifact_models(frame, config, record["selected"], record["members"], record["metrics"],
+                                             calibration.from_record(record.get("calibration"))),
+        "interval_calibration": comparison.calibration_metadata(record),
         "evaluation_cutoffs": record["evaluation_cutoffs"],
         "parameters": {**settings.as_env(), "comparison": comparison.config_dict(config)},
         "packages": package_versions(),

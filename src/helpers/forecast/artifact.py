@@ -1,10 +1,11 @@
 """The production forecast artifact: forecast paths with intervals plus metadata, as JSON.
 
 The artifact stores what the endpoint serves (each model's forecast path up to a maximum
-horizon, with 80% and 95% intervals) and what the report shows (each model's
-cross-validated metrics), so the two cannot disagree. It is written atomically: to a
-temporary file in the same folder, flushed, then renamed over the old one, so a reader sees
-the old artifact or the new one, never half of one.
+horizon, with 80% and 95% intervals calibrated on the selection folds, and the calibration
+that made them) and what the report shows (each model's cross-validated metrics, with the
+coverage of the calibrated and of the model's own intervals), so the two cannot disagree.
+It is written atomically: to a temporary file in the same folder, flushed, then renamed
+over the old one, so a reader sees the old artifact or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+#: 2: intervals calibrated (``interval_calibration``; per model ``calibration`` and raw coverage in ``cv``).
+SCHEMA_VERSION = 2
 REQUIRED_KEYS = ("schema_version", "created_utc", "series_id", "frequency", "training_start", "training_end",
-                 "data_sha256", "selected_model", "models", "parameters", "packages", "git_commit")
+                 "data_sha256", "selected_model", "models", "interval_calibration", "parameters", "packages",
+                 "git_commit")
 PATH_KEYS = ("ds", "mean", "lo-80", "hi-80", "lo-95", "hi-95")
+LEVELS = ("80", "95")
+CV_KEYS = ("rmse", "mae", *(f"{kind}_{lv}" for lv in LEVELS for kind in ("coverage", "raw_coverage")))
 BUILD_COMMAND = "make run"
 
 
@@ -49,15 +54,23 @@ def _fail(source: str, problem: str) -> ArtifactError:
     return ArtifactError(f"{source}: {problem}. Rebuild the artifact with `{BUILD_COMMAND}`.")
 
 
+def _is_calibration(entry: Any) -> bool:
+    if not isinstance(entry, dict) or entry.get("method") not in ("scaled", "absolute"):
+        return False
+    factor = entry.get("factor")
+    return isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 0
+
+
 def validate_artifact(payload: Any, source: str = "artifact") -> dict[str, Any]:
     """Check the structure and the numbers; raise :class:`ArtifactError` on the first problem."""
     if not isinstance(payload, dict):
         raise _fail(source, "not a JSON object")
+    # The version first: an artifact of another version is refused as such, whatever its keys.
+    if "schema_version" in payload and payload["schema_version"] != SCHEMA_VERSION:
+        raise _fail(source, f"schema version {payload['schema_version']!r}, this code reads version {SCHEMA_VERSION}")
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise _fail(source, f"missing keys {missing}")
-    if payload["schema_version"] != SCHEMA_VERSION:
-        raise _fail(source, f"schema version {payload['schema_version']!r}, this code reads version {SCHEMA_VERSION}")
     models = payload["models"]
     if not isinstance(models, dict) or not models:
         raise _fail(source, "no models")
@@ -78,8 +91,12 @@ def validate_artifact(payload: Any, source: str = "artifact") -> dict[str, Any]:
                 raise _fail(source, f"model {name!r} has a non-finite forecast at {path['ds'][i]}")
             if any(a > b + 1e-9 for a, b in zip(values, values[1:])):
                 raise _fail(source, f"model {name!r} intervals are not nested at {path['ds'][i]}")
-        if not isinstance(model.get("cv"), dict) or "rmse" not in model["cv"]:
-            raise _fail(source, f"model {name!r} lacks cross-validated metrics")
+        if not isinstance(model.get("cv"), dict) or any(k not in model["cv"] for k in CV_KEYS):
+            raise _fail(source, f"model {name!r} lacks cross-validated metrics {list(CV_KEYS)}")
+        calibration = model.get("calibration")
+        if not isinstance(calibration, dict) or not all(_is_calibration(calibration.get(lv)) for lv in LEVELS):
+            raise _fail(source, f"model {name!r} lacks an interval calibration (method 'scaled' or 'absolute' "
+                                f"and a finite factor >= 0) for levels {list(LEVELS)}")
     return payload
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.forecast import backtest as bt
+from helpers.forecast import calibration
 from helpers.forecast.models import (
     CALENDAR_MODELS, DEFAULT_LEVELS, TEMPERATURE_MODELS, Forecaster, interval_columns, model_catalog,
 )
@@ -106,6 +107,13 @@ class ComparisonConfig:
 
 @dataclass
 class Comparison:
+    """A finished comparison.
+
+    ``forecasts`` holds the calibrated intervals (``calibrations``, learnt on the selection
+    folds); in ``scores`` ``coverage_<level>`` is their coverage and ``raw_coverage_<level>``
+    the coverage of the models' own intervals.
+    """
+
     config: ComparisonConfig
     forecasts: pd.DataFrame
     timings: pd.DataFrame
@@ -115,6 +123,7 @@ class Comparison:
     candidates: list[str]
     conditional: list[str] = field(default_factory=list)
     calendar: list[str] = field(default_factory=list)
+    calibrations: dict[str, dict[int, calibration.IntervalCalibration]] = field(default_factory=dict)
     #: What the comparison changed or left out of the request, and why (shown in the report).
     notes: list[str] = field(default_factory=list)
 
@@ -127,8 +136,11 @@ class Comparison:
         return sorted(self.forecasts.loc[self.forecasts["role"] == "evaluation", "cutoff"].unique())
 
     def leaderboard(self) -> pd.DataFrame:
-        """Evaluation-fold metrics per model, with fit time and the model's role."""
+        """Evaluation-fold metrics per model, with fit time and the model's role; the coverage
+        columns are those of the calibrated intervals (:func:`interval_coverage` has both)."""
         board = bt.leaderboard(self.scores, self.evaluation_cutoffs)
+        board = board.drop(columns=[f"raw_coverage_{lv}" for lv in DEFAULT_LEVELS]).rename(
+            columns={f"coverage_{lv}": f"calibrated coverage_{lv}" for lv in DEFAULT_LEVELS})
         board["median fit+predict s"] = self.timings.groupby("model")["seconds"].median()
         kinds = {**{m: "conditional (observed future temperature)" for m in self.conditional},
                  **{m: "calendar (work days)" for m in self.calendar}, "ensemble": "ensemble"}
@@ -145,10 +157,12 @@ def prepare_frame(view: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
-    """Backtest every model, choose on the selection folds, add the ensemble, score everything.
+    """Backtest every model, choose on the selection folds, add the ensemble, calibrate the
+    intervals on the selection folds, score everything.
 
     Production candidates need nothing about the future but its dates: univariate models,
-    and calendar models when a holiday calendar is configured.
+    and calendar models when a holiday calendar is configured. The ensemble averages the
+    members' own bounds and is then calibrated like any model.
     """
     frame = config.with_calendar(frame)
     models = config.build(config.models, frame)
@@ -171,15 +185,43 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     ensemble_scores = bt.score(forecasts[["unique_id", "ds", "cutoff", "y", *ensemble_columns]], frame,
                                config.season_lengths[0])
     scores = pd.concat([scores, ensemble_scores], ignore_index=True)
+    names = bt.model_names(forecasts)
+    calibrations = calibration.fit_calibrations(forecasts, names)
+    forecasts = calibration.calibrate_forecasts(forecasts, calibrations)
+    raw = {f"coverage_{lv}": f"raw_coverage_{lv}" for lv in DEFAULT_LEVELS}
+    scores = pd.concat([scores.assign(metric=scores["metric"].replace(raw)),
+                        calibration.fold_coverage(forecasts, names)], ignore_index=True)
     return Comparison(config, forecasts, timings, scores, selected, members, candidates,
                       conditional=[m.name for m in models if m.conditional],
-                      calendar=[m.name for m in models if m.covariates and not m.conditional], notes=notes)
+                      calendar=[m.name for m in models if m.covariates and not m.conditional],
+                      calibrations=calibrations, notes=notes)
 
 
 def notes_markdown(*comparisons: Comparison, settings_notes: Sequence[str] = ()) -> str:
     """What reading the settings and running the comparisons changed or left out, as a Markdown list."""
     notes = dict.fromkeys([*settings_notes, *[note for c in comparisons for note in c.notes]])
     return "\n".join(f"- {note}" for note in notes) or "Nothing: every requested model ran with the settings as given."
+
+
+def interval_coverage(comparison: Comparison) -> pd.DataFrame:
+    """Nominal against achieved coverage per model and level.
+
+    Columns: ``factor`` and ``method`` of the calibration (learnt on the selection folds);
+    ``raw`` and ``calibrated``: share of evaluation-fold actual values inside the model's own
+    and the calibrated interval; ``calibrated, selection folds``: the same on the folds the
+    factor was learnt on (near nominal by construction). Rows in leaderboard order.
+    """
+    board = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)
+    on_selection = bt.leaderboard(comparison.scores, comparison.selection_cutoffs)
+    rows = []
+    for model in board.index:
+        for lv in DEFAULT_LEVELS:
+            fitted = comparison.calibrations[model][lv]
+            rows.append({"model": model, "nominal": lv / 100, "method": fitted.method, "factor": fitted.factor,
+                         "raw": board.loc[model, f"raw_coverage_{lv}"],
+                         "calibrated": board.loc[model, f"coverage_{lv}"],
+                         "calibrated, selection folds": on_selection.loc[model, f"coverage_{lv}"]})
+    return pd.DataFrame(rows).set_index(["model", "nominal"])
 
 
 def accuracy_summary(comparison: Comparison) -> pd.DataFrame:
@@ -216,9 +258,17 @@ def forecast_paths(frame: pd.DataFrame, config: ComparisonConfig, names: list[st
 
 
 def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str, members: list[str],
-                    metrics: dict[str, dict[str, float]]) -> dict[str, dict]:
-    """The selected model, the ensemble members and the ensemble: forecast paths plus CV metrics."""
+                    metrics: dict[str, dict[str, float]],
+                    calibrations: calibration.Calibrations) -> dict[str, dict]:
+    """The selected model, the ensemble members and the ensemble: calibrated forecast paths,
+    the calibration and the CV metrics.
+
+    The ensemble averages the members' own bounds, as in the backtest, before its calibration.
+    """
     names = list(dict.fromkeys([selected, *members]))
+    missing = [m for m in [*names, "ensemble"] if m not in calibrations]
+    if missing:
+        raise ValueError(f"no interval calibration for {missing}; run the model comparison again (`make run`)")
     paths = forecast_paths(frame, config, names)
     # The same ensemble formula as in the backtest, on the members' paths side by side.
     wide = pd.concat([paths[m].drop(columns="ds").add_prefix(f"{m}-").rename(columns={f"{m}-mean": m})
@@ -226,10 +276,12 @@ def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str
     combined = bt.add_ensemble(wide, members)
     paths["ensemble"] = pd.DataFrame({"ds": paths[members[0]]["ds"], "mean": combined["ensemble"],
                                       **{c: combined[f"ensemble-{c}"] for c in interval_columns()}})
+    paths = {name: calibration.calibrate_columns(path, "mean", calibrations[name]) for name, path in paths.items()}
     return {
         name: {
             "members": members if name == "ensemble" else None,
             "cv": metrics[name],
+            "calibration": {str(lv): c.to_dict() for lv, c in calibrations[name].items()},
             "forecast": {"ds": [d.isoformat() for d in path["ds"]],
                          **{c: [float(x) for x in path[c]] for c in ["mean", *interval_columns()]}},
         }
@@ -237,17 +289,29 @@ def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str
     }
 
 
-METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "directional_accuracy"]
+METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "raw_coverage_80", "raw_coverage_95",
+           "directional_accuracy"]
 
 
 def selection_record(comparison: Comparison) -> dict:
-    """What the final fit needs: the config, the choice, and every model's evaluation metrics."""
-    board = comparison.leaderboard()
+    """What the final fit needs: the config, the choice, every model's evaluation metrics
+    (``coverage_*`` of the calibrated intervals, ``raw_coverage_*`` of the models' own) and the
+    interval calibration learnt on the selection folds."""
+    board = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)
     return {
         "config": config_dict(comparison.config), "selected": comparison.selected, "members": comparison.members,
         "metrics": {m: {k: float(board.loc[m, k]) for k in METRICS} for m in board.index},
+        "calibration": calibration.to_record(comparison.calibrations),
+        "selection_cutoffs": [c.isoformat() for c in comparison.selection_cutoffs],
         "evaluation_cutoffs": [c.isoformat() for c in comparison.evaluation_cutoffs],
     }
+
+
+def calibration_metadata(record: dict) -> dict:
+    """The artifact's description of its interval calibration, from a selection record."""
+    return {"method": calibration.METHOD, "reference": calibration.REFERENCE,
+            "learnt_on": "selection folds", "selection_cutoffs": record["selection_cutoffs"],
+            "levels": list(DEFAULT_LEVELS)}
 
 
 def write_selection(comparison: Comparison, path: str | Path) -> Path:
@@ -280,9 +344,14 @@ def in_sample_residuals(frame: pd.DataFrame, config: ComparisonConfig, name: str
     return pd.Series(frame["y"].to_numpy(dtype=float) - fitted, index=frame["ds"].to_numpy(), name=name).dropna()
 
 
+#: Calibrated coverage this far below nominal (as a share) is called out in the justification.
+SHORTFALL = 0.05
+
+
 def justification(comparison: Comparison) -> str:
     """The model choice in words, built from the evaluation-fold numbers."""
     board = comparison.leaderboard()
+    evaluation = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)  # with the raw coverage
     chosen, base = comparison.selected, "seasonal_naive"
     baselines = [m for m in ("naive", "seasonal_naive", "window_average") if m in board.index]
     best_baseline = min(baselines, key=lambda m: board.loc[m, "rmse"])
@@ -295,8 +364,10 @@ def justification(comparison: Comparison) -> str:
         f"{len(comparison.evaluation_cutoffs)} later evaluation folds, which played no part in the choice, its RMSE is "
         f"{board.loc[chosen, 'rmse']:.3g} against {board.loc[base, 'rmse']:.3g} for seasonal naive "
         f"(ratio {ratio:.3f}); its margin over the best baseline ({best_baseline}) is {margin:+.1%}.",
-        f"Its 80% and 95% intervals covered {board.loc[chosen, 'coverage_80']:.0%} and "
-        f"{board.loc[chosen, 'coverage_95']:.0%} of the actual values; it got the direction of change right "
+        f"Its 80% and 95% intervals, calibrated on the selection folds, covered "
+        f"{board.loc[chosen, 'calibrated coverage_80']:.0%} and {board.loc[chosen, 'calibrated coverage_95']:.0%} "
+        f"of the actual values (its own intervals: {evaluation.loc[chosen, 'raw_coverage_80']:.0%} and "
+        f"{evaluation.loc[chosen, 'raw_coverage_95']:.0%}); it got the direction of change right "
         f"{board.loc[chosen, 'directional_accuracy']:.0%} of the time; a fit and forecast took a median "
         f"{board.loc[chosen, 'median fit+predict s']:.2f} s.",
         f"The ensemble of {', '.join(comparison.members)} reached RMSE {board.loc['ensemble', 'rmse']:.3g} "
@@ -305,6 +376,14 @@ def justification(comparison: Comparison) -> str:
     if ratio > 0.9:
         text.append("The selected model is **not** 10% better than seasonal naive on this series: the simple "
                     "weekly benchmark is hard to beat without outside information.")
+    short = [lv for lv in DEFAULT_LEVELS if board.loc[chosen, f"calibrated coverage_{lv}"] < lv / 100 - SHORTFALL]
+    if short:
+        selection_rmse = bt.leaderboard(comparison.scores, comparison.selection_cutoffs).loc[chosen, "rmse"]
+        text.append(f"Its calibrated {' and '.join(f'{lv}%' for lv in short)} intervals cover **less than they "
+                    f"claim** on the evaluation folds. The calibration factors were learnt on the selection folds, "
+                    f"where its RMSE was {selection_rmse:.3g} against {board.loc[chosen, 'rmse']:.3g} on the "
+                    "evaluation folds: the later errors are not like the earlier ones (another season, for "
+                    "example), which conformal calibration assumes.")
     if comparison.conditional:
         best = min(comparison.conditional, key=lambda m: board.loc[m, "rmse"])
         text.append(f"With the observed temperature of the forecast days, {best} reaches RMSE "
@@ -315,7 +394,7 @@ def justification(comparison: Comparison) -> str:
 
 
 def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
-    """Forecast against actual on the last fold, one panel per model, 80% and 95% bands."""
+    """Forecast against actual on the last fold, one panel per model, calibrated 80% and 95% bands."""
     from plotly.subplots import make_subplots
 
     models = models or [m for m in comparison.leaderboard().index]
@@ -329,7 +408,7 @@ def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
                             hoverinfo="skip", row=i, col=1)
         fig.add_scatter(x=last["ds"], y=last[m], line=dict(color="#1f77b4"), showlegend=False, row=i, col=1)
         fig.add_scatter(x=last["ds"], y=last["y"], line=dict(color="black", dash="dot"), showlegend=False, row=i, col=1)
-    fig.update_layout(title="Last fold: forecast (blue, 80/95% bands) against actual (dotted)",
+    fig.update_layout(title="Last fold: forecast (blue, calibrated 80/95% bands) against actual (dotted)",
                       height=170 * len(models) + 80, margin=dict(t=70, b=30, l=60, r=20))
     return fig
 
