@@ -101,7 +101,6 @@ class Forecasts:
     last_updated: str
     training_end: str
     series_id: str
-    schema_version: int
     window: tuple[str, str]  # the days every model can forecast (the shortest path decides)
 
     @classmethod
@@ -122,7 +121,7 @@ class Forecasts:
         window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
         return cls(path=Path(path), models=models, selected=payload["selected_model"],
                    last_updated=payload["created_utc"], training_end=payload["training_end"],
-                   series_id=payload["series_id"], schema_version=payload["schema_version"], window=window)
+                   series_id=payload["series_id"], window=window)
 
 
 def _intervals(model: dict[str, Any]) -> dict[str, dict[str, Any]]:

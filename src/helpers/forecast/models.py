@@ -135,6 +135,21 @@ class CalendarAdjusted(Forecaster):
         return self.base.fitted_values(adjusted) + self.effect_ * self.holidays(train)
 
 
+#: Roots of the AR and MA polynomials closer to the unit circle than this are treated as on it.
+ROOT_MARGIN = 1e-3
+
+
+def stationary_and_invertible(model) -> bool:
+    """True when a fitted ``pmdarima.ARIMA`` is stationary and invertible: every root of its AR
+    and MA polynomials (seasonal parts included) lies outside the unit circle by ``ROOT_MARGIN``.
+
+    An AIC search can end on the boundary (AR coefficients 2 and -1: a unit root the
+    differencing order did not take out), where the forecast variance is NaN.
+    """
+    roots = np.concatenate([np.atleast_1d(model.arroots()), np.atleast_1d(model.maroots())])
+    return bool(np.all(np.isfinite(roots)) and np.all(np.abs(roots) > 1 + ROOT_MARGIN))
+
+
 class SarimaGridModel(Forecaster):
     """Explicit (p,d,q)(P,D,Q)m grid with pmdarima, chosen by AIC on the training data only.
 
@@ -178,12 +193,13 @@ class SarimaGridModel(Forecaster):
                         model.fit(y)
                     except (ValueError, np.linalg.LinAlgError):
                         continue
+                    if not stationary_and_invertible(model):
+                        continue  # a unit root the optimiser ran into: its forecast variance is undefined
                     if best is None or model.aic() < best.aic():
                         best = model
         if best is None:
             raise ValueError("no ARIMA candidate could be fitted")
         self.model_ = best
-        self.order_, self.seasonal_order_ = best.order, best.seasonal_order
         return self
 
     def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
