@@ -1,40 +1,24 @@
-"""Each test wrapper on synthetic series with a known answer; the family adjustment."""
+"""Each test wrapper on synthetic series with a known answer; the family adjustment; the
+quantities the report plots (weekly deviations, the Granger pair, the CUSUM path)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.diagnostic import breaks_cusumolsresid
 from statsmodels.stats.multitest import multipletests
 
 from helpers.analysis import hypotheses as hy
-from helpers.data.series import DEGREE_DAY_BASE
 from helpers.core.paths import project_root
+from tests.analysis.builders import daily as _frame
+from tests.analysis.builders import hypothesis as _h
 
 N = 400
 
 
-def _frame(y, x=None, workday=None) -> pd.DataFrame:
-    index = pd.date_range("2020-01-01", periods=len(y), freq="1D")
-    frame = pd.DataFrame({"y": y, "temperature": np.nan, "workday": np.nan}, index=index)
-    if x is not None:
-        frame["degree_days"] = x
-        frame["temperature"] = x + DEGREE_DAY_BASE
-    else:
-        frame["degree_days"] = np.nan
-    if workday is not None:
-        frame["workday"] = workday
-    return frame
-
-
-def _h(test, variables=("y",), **params) -> hy.Hypothesis:
-    return hy.Hypothesis(id=f"H_{test}", claim="c", test=test, variables=tuple(variables), transform="t",
-                         alpha=0.05, expected="e", params=params)
-
-
 def _run(frame, h):
-    row = hy.run_registry(frame, [h]).iloc[0]
-    return row
+    return hy.run_registry(frame, [h]).iloc[0]
 
 
 @pytest.fixture
@@ -139,3 +123,62 @@ def test_registry_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(hy.RegistryError, match=message):
         hy.load_registry(path)
+
+
+# -- what the report plots: the quantities the tests judge ----------------------------------
+def test_weekly_deviations_recover_a_zero_sum_weekday_pattern_on_a_trend():
+    pattern = np.array([3.0, 2, 1, 0, -1, -2, -3])
+    y = pd.Series(0.5 * np.arange(70) + np.tile(pattern, 10), index=pd.date_range("2020-01-06", periods=70))
+    deviations = hy.weekly_deviations(y, 7)
+    # the centred 7-day mean of a line plus a zero-sum weekly pattern is the line itself
+    assert len(deviations) == 70 - 6 and deviations.index[0] == y.index[3]
+    np.testing.assert_allclose(deviations.to_numpy(), np.tile(pattern, 10)[3:-3], atol=1e-12)
+
+
+def test_cusum_path_of_a_planted_step_is_a_triangle_with_a_known_peak():
+    """y = +1 for four weeks then -1 for four: every weekday mean is 0, so the residuals are y,
+    s2 = 56 / (56 - 7) and the path is cumsum(y) / sqrt(56 * s2) = cumsum(y) / 8."""
+    y = np.r_[np.ones(28), -np.ones(28)]
+    frame = _frame(y)
+    path = hy.cusum_path(frame["y"])
+    np.testing.assert_allclose(path.to_numpy(), np.cumsum(y) / 8, atol=1e-12)
+    assert path.max() == pytest.approx(3.5) and path.iloc[-1] == pytest.approx(0, abs=1e-12)
+    outcome = hy.structural_break_test(frame, _h("structural_break"))
+    assert outcome.statistic == pytest.approx(3.5)
+    assert outcome.detail["largest cumulative deviation at"] == str(frame.index[27].date())
+
+
+def test_cusum_path_peak_is_statsmodels_statistic(rng):
+    frame = _frame(rng.normal(size=N) + np.linspace(0, 1, N) + np.tile([0, 0, 0, 0, 0, -2, -2.0], N // 7 + 1)[:N])
+    dummies = pd.get_dummies(frame.index.dayofweek, drop_first=True, dtype=float).to_numpy()
+    design = np.column_stack([np.ones(N), dummies])
+    residuals = frame["y"].to_numpy() - design @ np.linalg.lstsq(design, frame["y"].to_numpy(), rcond=None)[0]
+    statistic, p_value, _ = breaks_cusumolsresid(residuals, ddof=8 - 1)
+    path = hy.cusum_path(frame["y"])
+    assert path.abs().max() == pytest.approx(statistic, rel=1e-12)
+    row = _run(frame, _h("structural_break"))
+    assert row["statistic"] == pytest.approx(statistic, rel=1e-12) and row["p_value"] == pytest.approx(p_value)
+
+
+def test_granger_pair_is_differenced_when_adf_finds_unit_roots(rng):
+    x, y = np.cumsum(rng.normal(size=N)), np.cumsum(rng.normal(size=N))
+    frame = _frame(y, x)
+    pair, label = hy.granger_pair(frame, _h("granger", ("degree_days", "y")))
+    assert label == "differenced 1x" and list(pair.columns) == ["y", "degree_days"]
+    pd.testing.assert_frame_equal(pair, frame[["y", "degree_days"]].diff().dropna())
+    row = _run(frame, _h("granger", ("degree_days", "y"), max_lag=3))
+    assert row["detail"]["transformation"] == "differenced 1x"
+
+
+def test_granger_pair_stays_in_levels_when_both_are_stationary(rng):
+    frame = _frame(rng.normal(size=N), rng.normal(size=N))
+    pair, label = hy.granger_pair(frame, _h("granger", ("degree_days", "y")))
+    assert label == "levels"
+    pd.testing.assert_frame_equal(pair, frame[["y", "degree_days"]])
+
+
+def test_granger_pair_of_an_integrated_twice_series_is_differenced_twice(rng):
+    frame = _frame(np.cumsum(np.cumsum(rng.normal(size=N))), rng.normal(size=N))
+    pair, label = hy.granger_pair(frame, _h("granger", ("degree_days", "y")))
+    assert label == "differenced 2x"
+    pd.testing.assert_frame_equal(pair, frame[["y", "degree_days"]].diff().diff().dropna())
