@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.diagnostic import breaks_cusumolsresid
-from statsmodels.stats.multitest import multipletests
 
 from helpers.analysis import hypotheses as hy
 from helpers.core.paths import project_root
@@ -77,15 +76,36 @@ def test_correlation_known_answer(rng):
     assert row["decision"] == "reject H0" and row["effect_size"] > 0.7
 
 
-@pytest.mark.parametrize("method", ["holm", "fdr_bh"])
-def test_family_adjustment_matches_statsmodels(rng, method):
-    x = rng.normal(size=N)
-    frame = _frame(np.cumsum(rng.normal(size=N)), x, workday=(np.arange(N) % 7 < 5).astype(float))
-    family = [_h("stationarity"), _h("correlation", ("y", "degree_days")),
-              _h("group_difference", ("y", "workday")), _h("structural_break")]
-    table = hy.run_registry(frame, family, correction=method)
-    expected = multipletests(table["p_value"].to_numpy(), alpha=0.05, method=method)[1]
-    np.testing.assert_allclose(table["p_adjusted"].to_numpy(dtype=float), expected)
+def _fixed(p_value):
+    """A stand-in test that finds ``p_value``, so the family adjustment has a hand-computed answer."""
+    return lambda frame, h: hy.HypothesisOutcome(statistic=1.0, p_value=p_value)
+
+
+def _not_testable(frame, h):
+    raise hy.NotTestable("no data")
+
+
+REJECT, KEEP = "reject H0", "do not reject H0"
+
+
+@pytest.mark.parametrize("method, expected, decisions", [
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, max(0.04, 0.06)
+    ("holm", [0.03, 0.06, 0.06, 0.02], [REJECT, KEEP, KEEP, REJECT]),
+    # BH: times 4/1, 4/2, 4/3, 4/4 -> 0.02, 0.02, 0.04, 0.04, then the running minimum from the top
+    ("fdr_bh", [0.02, 0.04, 0.04, 0.02], [REJECT] * 4),
+])
+def test_family_adjustment_known_answers(monkeypatch, rng, method, expected, decisions):
+    """Four tested hypotheses with p = 0.01, 0.04, 0.03, 0.005; a fifth is not tested and is not
+    counted in the family."""
+    tests = ("weekly_seasonality", "group_difference", "correlation", "structural_break")
+    for test, p_value in zip(tests, (0.01, 0.04, 0.03, 0.005)):
+        monkeypatch.setitem(hy.TESTS, test, _fixed(p_value))
+    monkeypatch.setitem(hy.TESTS, "granger", _not_testable)
+    family = [_h(test) for test in tests] + [_h("granger", ("degree_days", "y"))]
+    table = hy.run_registry(_frame(rng.normal(size=N)), family, correction=method)
+    np.testing.assert_allclose(table["p_adjusted"].iloc[:4].to_numpy(dtype=float), expected)
+    assert table["decision"].iloc[:4].tolist() == decisions
+    assert table["status"].iloc[4] == "not tested" and np.isnan(table["p_adjusted"].iloc[4])
 
 
 def test_missing_covariate_is_not_tested_and_left_out_of_the_family(rng):
@@ -106,7 +126,12 @@ def test_project_registry_loads():
     family, hypotheses = hy.load_registry(project_root() / "hypotheses.yaml")
     assert family["correction"] == "holm" and len(hypotheses) >= 7
     assert {h.test for h in hypotheses} == set(hy.TESTS)
-    assert len(hy.registry_hash(project_root() / "hypotheses.yaml")) == 64
+
+
+def test_registry_hash_is_the_file_s_sha256(tmp_path):
+    path = tmp_path / "h.yaml"
+    path.write_bytes(b"abc")  # the FIPS 180-2 example
+    assert hy.registry_hash(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 @pytest.mark.parametrize("text, message", [
