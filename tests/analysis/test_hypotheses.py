@@ -1,5 +1,6 @@
 """Each test wrapper on synthetic series with a known answer; the family adjustment; the
-quantities the report plots (weekly deviations, the Granger pair, the CUSUM path)."""
+quantities the report plots (weekly deviations, the Granger pair, the CUSUM path); every
+branch of the interpretation."""
 
 from __future__ import annotations
 
@@ -207,3 +208,75 @@ def test_granger_pair_of_an_integrated_twice_series_is_differenced_twice(rng):
     pair, label = hy.granger_pair(frame, _h("granger", ("degree_days", "y")))
     assert label == "differenced 2x"
     pd.testing.assert_frame_equal(pair, frame[["y", "degree_days"]].diff().diff().dropna())
+
+
+# -- interpretation: every branch --------------------------------------------------------------
+def _stationarity(kpss_p):
+    return hy.HypothesisOutcome(-3.0, 0.01, detail={"kpss_p_value (clipped to [0.01, 0.10])": kpss_p})
+
+
+@pytest.mark.parametrize("p_adjusted, kpss_p, decision, words, implication", [
+    (0.01, 0.10, "stationary", "ADF rejects a unit root and KPSS does not reject", "no differencing needed (d = 0)"),
+    (0.20, 0.01, "unit root", "behaves like a random walk", "Difference once (d = 1)"),
+    (0.01, 0.01, "difference-stationary or trending", "Both reject", "compare d = 0 and d = 1"),
+    (0.20, 0.10, "inconclusive", "Neither test rejects", "Prefer the simpler model"),
+])
+def test_interpret_stationarity_reads_adf_with_kpss(p_adjusted, kpss_p, decision, words, implication):
+    got = hy.interpret(_h("stationarity"), _stationarity(kpss_p), p_adjusted)
+    assert got[0] == decision and words in got[1] and implication in got[2]
+    sign = "<" if p_adjusted < 0.05 else ">="
+    assert f"(adjusted p = {p_adjusted:.3g} {sign} alpha = 0.05; KPSS p = {kpss_p:.3g})." in got[1]
+
+
+TWO = {"granger": ("temp", "load"), "group_difference": ("load", "holiday"), "correlation": ("load", "temp"),
+       "cointegration": ("load", "temp")}
+
+
+@pytest.mark.parametrize("test, reject, head, implication", [
+    ("weekly_seasonality", True, "Demand differs by day of the week beyond its weekly mean",
+     "Use a seasonal period of 7"),
+    ("weekly_seasonality", False, "No evidence that demand differs by day of the week",
+     "A weekly seasonal term is not supported"),
+    ("granger", True, "Past temp improves the prediction of load beyond its own past",
+     "Include temp (lags) as a regressor"),
+    ("granger", False, "Past temp adds no predictive information about load", "temp lags can be left out"),
+    ("group_difference", True, "load differs between holiday = 1 and 0", "Add holiday as a regressor"),
+    ("group_difference", False, "No evidence that load differs by holiday", "holiday is not needed as a regressor"),
+    ("structural_break", True, "The mean level is not stable over the sample (CUSUM crosses its bound)", "Weigh recent data more"),
+    ("structural_break", False, "No evidence of a structural break in the mean level", "A single model over the whole sample"),
+    ("cointegration", True, "The pair shares a long-run equilibrium (Engle-Granger)", "An error-correction term is worth trying"),
+    ("cointegration", False, "No evidence of a long-run equilibrium between the pair", "without an error-correction term"),
+    ("correlation", True, "load and temp are monotonically related", "temp is a candidate regressor"),
+    ("correlation", False, "No evidence of a monotonic relation between load and temp", "temp is unlikely to help"),
+])
+def test_interpret_every_test_both_ways(test, reject, head, implication):
+    h = _h(test, TWO.get(test, ("y",)))
+    detail = {"integration order (ADF)": {"load": "I(1) or higher", "temp": "I(1) or higher"}}
+    # 0.05 is not below alpha = 0.05: an adjusted p-value equal to alpha does not reject
+    p_adjusted = 0.001 if reject else 0.05
+    decision, text, advice = hy.interpret(h, hy.HypothesisOutcome(1.0, p_adjusted, detail=detail), p_adjusted)
+    assert decision == ("reject H0" if reject else "do not reject H0")
+    sign = "<" if reject else ">="
+    assert text == f"{head} (adjusted p = {p_adjusted:.3g} {sign} alpha = 0.05)."
+    assert implication in advice
+
+
+def test_interpret_reports_the_effect_size_when_there_is_one():
+    h = _h("correlation", ("load", "temp"))
+    with_effect = hy.interpret(h, hy.HypothesisOutcome(0.6, 0.001, 0.61234, "Spearman rho"), 0.001)[1]
+    assert with_effect.endswith("(adjusted p = 0.001 < alpha = 0.05). Spearman rho = 0.612.")
+    without = hy.interpret(h, hy.HypothesisOutcome(0.6, 0.001), 0.001)[1]
+    assert without.endswith("(adjusted p = 0.001 < alpha = 0.05).")
+
+
+@pytest.mark.parametrize("orders, cautioned", [
+    ({"load": "I(1) or higher", "temp": "I(1) or higher"}, False),
+    ({"load": "I(1) or higher", "temp": "I(0)"}, True),
+    ({"load": "I(0)", "temp": "I(0)"}, True),
+])
+def test_interpret_cointegration_cautions_unless_both_are_integrated(orders, cautioned):
+    outcome = hy.HypothesisOutcome(-4.0, 0.001, detail={"integration order (ADF)": orders})
+    text = hy.interpret(_h("cointegration", ("load", "temp")), outcome, 0.001)[1]
+    assert ("Caution: cointegration presumes both series are I(1)" in text) is cautioned
+    if cautioned:
+        assert f"load {orders['load']}, temp {orders['temp']}" in text
