@@ -118,6 +118,22 @@ def test_missing_covariate_is_not_tested_and_left_out_of_the_family(rng):
     assert table.loc["H_stationarity", "p_adjusted"] == pytest.approx(table.loc["H_stationarity", "p_value"])
 
 
+def test_daily_frame_adds_degree_days_and_drops_missing_days():
+    view = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2020-01-01", periods=3), "y": [10.0, np.nan, 12.0],
+                         "temperature": [12.0, 18.0, 25.5], "workday": [1.0, 1.0, 0.0], "filled": False})
+    frame = hy.daily_frame(view)
+    assert list(frame.columns) == ["y", "temperature", "workday", "degree_days"]
+    assert list(frame.index) == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-03")]
+    assert frame["degree_days"].tolist() == [6.0, 7.5]  # |12 - 18| and |25.5 - 18|
+
+
+def test_group_difference_needs_five_days_in_each_group(rng):
+    flag = np.r_[np.ones(N - 4), np.zeros(4)]
+    row = _run(_frame(rng.normal(size=N), workday=flag), _h("group_difference", ("y", "workday")))
+    assert row["status"] == "not tested"
+    assert row["interpretation"] == f"Not tested: H_group_difference needs at least 5 days in each group, got {N - 4} and 4."
+
+
 def test_short_series_is_not_tested(rng):
     row = _run(_frame(rng.normal(size=20)), _h("stationarity"))
     assert row["status"] == "not tested" and "at least 30" in row["interpretation"]
