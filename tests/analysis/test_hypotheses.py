@@ -131,7 +131,8 @@ def test_group_difference_needs_five_days_in_each_group(rng):
     flag = np.r_[np.ones(N - 4), np.zeros(4)]
     row = _run(_frame(rng.normal(size=N), workday=flag), _h("group_difference", ("y", "workday")))
     assert row["status"] == "not tested"
-    assert row["interpretation"] == f"Not tested: H_group_difference needs at least 5 days in each group, got {N - 4} and 4."
+    assert row["interpretation"] == ("Not tested: H_group_difference needs at least 5 days in each group, "
+                                     f"got {N - 4} and 4.")
 
 
 def test_short_series_is_not_tested(rng):
@@ -258,10 +259,14 @@ TWO = {"granger": ("temp", "load"), "group_difference": ("load", "holiday"), "co
     ("granger", False, "Past temp adds no predictive information about load", "temp lags can be left out"),
     ("group_difference", True, "load differs between holiday = 1 and 0", "Add holiday as a regressor"),
     ("group_difference", False, "No evidence that load differs by holiday", "holiday is not needed as a regressor"),
-    ("structural_break", True, "The mean level is not stable over the sample (CUSUM crosses its bound)", "Weigh recent data more"),
-    ("structural_break", False, "No evidence of a structural break in the mean level", "A single model over the whole sample"),
-    ("cointegration", True, "The pair shares a long-run equilibrium (Engle-Granger)", "An error-correction term is worth trying"),
-    ("cointegration", False, "No evidence of a long-run equilibrium between the pair", "without an error-correction term"),
+    ("structural_break", True, "The mean level is not stable over the sample (CUSUM crosses its bound)",
+     "Weigh recent data more"),
+    ("structural_break", False, "No evidence of a structural break in the mean level",
+     "A single model over the whole sample"),
+    ("cointegration", True, "The pair shares a long-run equilibrium (Engle-Granger)",
+     "An error-correction term is worth trying"),
+    ("cointegration", False, "No evidence of a long-run equilibrium between the pair",
+     "without an error-correction term"),
     ("correlation", True, "load and temp are monotonically related", "temp is a candidate regressor"),
     ("correlation", False, "No evidence of a monotonic relation between load and temp", "temp is unlikely to help"),
 ])
