@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,8 +42,19 @@ def test_reasons_and_coverage_figure(loaded):
     reasons = dq_summary.quarantine_reasons(quarantine)
     assert reasons.to_dict("records") == [{"reason": "unknown_category:workday", "rows": 2}]
     daily = warehouse.read_series("daily_series", "fixture")
-    fig = dq_summary.plot_coverage(daily, 48)
+    fig = dq_summary.plot_coverage(daily, "30min")
     assert fig.data[0].y.tolist() == [6]
+    (expected,) = fig.layout.shapes
+    assert expected.y0 == expected.y1 == 48 and fig.layout.annotations[0].text == "expected 48"
+    hourly = dq_summary.plot_coverage(daily, "1h")
+    assert hourly.layout.shapes[0].y0 == 24
+
+
+def test_gap_table_counts_each_kind_of_step():
+    view = pd.DataFrame({"y": [1.0, 2.0, np.nan, np.nan, 5.0, 6.0],
+                         "filled": [False, True, False, False, False, True]})
+    assert dq_summary.gap_table(view).to_dict("records") == [
+        {"steps on the grid": 6, "observed": 2, "interpolated (short gaps)": 2, "missing (long gaps)": 2}]
 
 
 def test_notebook_setup_and_provenance(clean_env, tmp_path):

@@ -104,25 +104,66 @@ def test_the_issue_s_example_message(clean_env):
     ("hourly_models", " ", "must not be empty"),
     ("max_horizon", 1000, "must be at most 366"),
     ("warehouse_backend", "oracle", "must be one of duckdb, snowflake"),
-    ("ab_seed", -1, "must be at least 0"),
-    ("ab_scale", 0, "must be strictly between 0 and 100"),
-    ("ab_rope", 1.5, "must be strictly between 0 and 1"),
-    ("ab_mde", "big", "must be a number"),
-    ("ab_alpha", 0.5, "must be strictly between 0 and 0.5"),
-    ("ab_power", 0.4, "must be strictly between 0.5 and 1"),
-    ("ab_burn_in_days", 0, "must be at least 1"),
-    ("ab_burn_in_days", 31, "must be at most 30"),
-    ("ab_min_payers", 2, "must be at least 3"),
-    ("ab_draws", 10, "must be at least 1000"),
-    ("ab_pymc_draws", 10, "must be at least 100"),
-    ("ab_pymc_chains", 0, "must be at least 1"),
     ("ab_plan_file", "plans.yaml", "describes the experiments of ab_source_file"),
     ("ab_experiments", "demo: {}", "needs a 'variants' mapping"),
+    ("ab_experiments", "demo: [unclosed", "is not valid YAML/JSON"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:
         load_settings(**{key: value})
     assert f"(set {key} in env.yaml or HELPERS_{key.upper()})" in str(caught.value)
+
+
+# Each A/B bound from both sides: the value just outside is refused with the whole message.
+AB_REFUSED = [
+    ("ab_seed", -1, "must be at least 0"),
+    ("ab_seed", "1.5", "must be a whole number"),
+    ("ab_scale", 0, "must be strictly between 0 and 100"),
+    ("ab_scale", 100, "must be strictly between 0 and 100"),
+    ("ab_scale", "", "must be a number"),
+    ("ab_rope", 0, "must be strictly between 0 and 1"),
+    ("ab_rope", 1, "must be strictly between 0 and 1"),
+    ("ab_mde", 0, "must be strictly between 0 and 10"),
+    ("ab_mde", 10, "must be strictly between 0 and 10"),
+    ("ab_mde", "big", "must be a number"),
+    ("ab_alpha", 0, "must be strictly between 0 and 0.5"),
+    ("ab_alpha", 0.5, "must be strictly between 0 and 0.5"),
+    ("ab_alpha", "nan", "must be strictly between 0 and 0.5"),
+    ("ab_power", 0.5, "must be strictly between 0.5 and 1"),
+    ("ab_power", 1, "must be strictly between 0.5 and 1"),
+    ("ab_burn_in_days", 0, "must be at least 1"),
+    ("ab_burn_in_days", 31, "must be at most 30"),
+    ("ab_min_payers", 2, "must be at least 3"),
+    ("ab_draws", 999, "must be at least 1000"),
+    ("ab_pymc_draws", 99, "must be at least 100"),
+    ("ab_pymc_chains", 0, "must be at least 1"),
+    ("ab_pymc_chains", "two", "must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("key, value, rule", AB_REFUSED)
+def test_ab_bounds_refuse_the_value_just_outside(clean_env, key, value, rule):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**{key: value})
+    assert str(caught.value) == f"{key} {rule} (set {key} in env.yaml or HELPERS_{key.upper()}), got {value!r}"
+
+
+@pytest.mark.parametrize("key, value, typed", [
+    ("ab_seed", 0, 0), ("ab_scale", "0.01", 0.01), ("ab_scale", 99.9, 99.9), ("ab_rope", 0.001, 0.001),
+    ("ab_rope", 0.999, 0.999), ("ab_mde", 9.99, 9.99), ("ab_alpha", 0.001, 0.001), ("ab_alpha", "0.499", 0.499),
+    ("ab_power", 0.501, 0.501), ("ab_power", 0.999, 0.999), ("ab_burn_in_days", 1, 1), ("ab_burn_in_days", "30", 30),
+    ("ab_min_payers", 3, 3), ("ab_draws", 1000, 1000), ("ab_pymc_draws", 100, 100), ("ab_pymc_chains", 1, 1),
+])
+def test_ab_bounds_accept_the_value_just_inside(clean_env, key, value, typed):
+    assert getattr(load_settings(**{key: value}), key) == typed
+
+
+def test_an_ab_value_from_the_environment_is_checked_the_same_way(clean_env, monkeypatch):
+    monkeypatch.setenv("HELPERS_AB_POWER", "1.2")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == ("ab_power must be strictly between 0.5 and 1 (set ab_power in env.yaml or "
+                                 "HELPERS_AB_POWER), got '1.2'")
 
 
 def test_the_default_series_calendar_is_not_applied_to_another_file(clean_env, monkeypatch, tmp_path):

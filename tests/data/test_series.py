@@ -8,7 +8,9 @@ import pytest
 
 from helpers.data.ingest import ingest_file
 from helpers.data.quality import SeriesSpec
-from helpers.data.series import SeriesNotFoundError, fill_short_gaps, load_series, window_features
+from helpers.data.series import (
+    SeriesNotFoundError, completeness, fill_short_gaps, load_series, steps_per_period, window_features,
+)
 from tests.support import half_hourly
 
 
@@ -47,6 +49,20 @@ def test_load_series_regrids_and_fills_short_gaps(gappy):
     assert view["filled"].sum() == 2
     assert view["y"].isna().sum() == 6
     assert view["workday"].notna().all()  # copied from the same day
+    # 96 steps: 8 dropped, the 2-step gap filled, the 6-step gap left missing
+    assert completeness(view) == {"steps on the grid": 96, "observed": 88, "interpolated (short gaps)": 2,
+                                  "missing (long gaps)": 6}
+
+
+@pytest.mark.parametrize("freq, period, steps", [("30min", "1D", 48), ("1h", "1D", 24), ("15min", "1h", 4),
+                                                 ("1D", "1D", 1), ("1h", "7D", 168)])
+def test_steps_per_period(freq, period, steps):
+    assert steps_per_period(freq, period) == steps
+
+
+def test_steps_per_period_refuses_calendar_frequencies():
+    with pytest.raises(ValueError):
+        steps_per_period("MS")
 
 
 def test_daily_totals_scale_incomplete_days(gappy):

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from helpers.data.quality import ROW_KINDS
+from helpers.data.series import completeness, steps_per_period
 from helpers.warehouse import Warehouse
 
 #: What happens to rows of each kind (the ingest policy in words).
@@ -67,8 +68,16 @@ def quarantine_reasons(quarantine: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
-def plot_coverage(daily: pd.DataFrame, expected_per_day: float) -> go.Figure:
-    """Observations per day against the expected count: dips are missing or quarantined rows."""
+def gap_table(view: pd.DataFrame) -> pd.DataFrame:
+    """One row: steps on the grid of a :func:`helpers.data.series.load_series` view, observed,
+    interpolated (short gaps) and still missing (long gaps)."""
+    return pd.DataFrame([completeness(view)])
+
+
+def plot_coverage(daily: pd.DataFrame, freq: str) -> go.Figure:
+    """Rows loaded per day (``daily_series.n_obs``) against the count a series of spacing ``freq``
+    has in a day: dips are missing or quarantined rows."""
+    expected_per_day = steps_per_period(freq)
     fig = go.Figure()
     fig.add_bar(x=daily["ts"], y=daily["n_obs"], name="rows loaded")
     fig.add_hline(y=expected_per_day, line_dash="dash", annotation_text=f"expected {expected_per_day:g}")

@@ -12,22 +12,17 @@ from plotly.subplots import make_subplots
 from statsmodels.tsa.seasonal import MSTL, STL
 from statsmodels.tsa.stattools import acf, pacf
 
-from helpers.data.series import DEGREE_DAY_BASE
+from helpers.data.series import DEGREE_DAY_BASE, completeness
 
 _LAYOUT = dict(height=380, margin=dict(t=50, b=40, l=60, r=20))
 
 
 def describe_dataset(view: pd.DataFrame, freq: str, source: str) -> pd.DataFrame:
     """Source, time range, granularity and completeness of a :func:`load_series` frame."""
-    observed = view["y"].notna() & ~view["filled"]
-    return pd.DataFrame({"item": [
-        "source", "first timestamp", "last timestamp", "granularity", "steps on the grid", "observed",
-        "interpolated (short gaps)", "missing (long gaps)", "has temperature", "has work-day flag",
-    ], "value": [
-        source, str(view["ds"].min()), str(view["ds"].max()), freq, len(view), int(observed.sum()),
-        int(view["filled"].sum()), int(view["y"].isna().sum()), bool(view["temperature"].notna().any()),
-        bool(view["workday"].notna().any()),
-    ]})
+    items = {"source": source, "first timestamp": str(view["ds"].min()), "last timestamp": str(view["ds"].max()),
+             "granularity": freq, **completeness(view), "has temperature": bool(view["temperature"].notna().any()),
+             "has work-day flag": bool(view["workday"].notna().any())}
+    return pd.DataFrame({"item": list(items), "value": list(items.values())})
 
 
 def summary_statistics(view: pd.DataFrame) -> pd.DataFrame:

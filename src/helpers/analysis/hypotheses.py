@@ -78,7 +78,8 @@ def daily_frame(view: pd.DataFrame) -> pd.DataFrame:
     return frame.dropna(subset=["y"])
 
 
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], hypothesis_id: str) -> pd.DataFrame:
+def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], hypothesis_id: str) -> pd.DataFrame:
+    """The complete rows of ``columns``; :class:`NotTestable` when one is absent or fewer than 30 rows remain."""
     for column in columns:
         if column not in frame.columns or frame[column].notna().sum() == 0:
             raise NotTestable(f"the series has no {column!r} data, which {hypothesis_id} needs")
@@ -88,6 +89,51 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], hypothesis_id: str) 
     return data
 
 
+# -- the quantities the tests judge (the report plots them) ----------------------------------
+def weekly_deviations(y: pd.Series, period: int = 7) -> pd.Series:
+    """``y`` minus its centred ``period``-step rolling mean; the ends without a full window are dropped."""
+    return (y - y.rolling(period, center=True).mean()).dropna()
+
+
+def _weekday_residuals(y: pd.Series) -> tuple[np.ndarray, int]:
+    """OLS residuals of ``y`` on an intercept and weekday dummies, and the number of coefficients."""
+    dummies = pd.get_dummies(y.index.dayofweek, drop_first=True, dtype=float).to_numpy()
+    design = np.column_stack([np.ones(len(y)), dummies])
+    coef, *_ = np.linalg.lstsq(design, y.to_numpy(), rcond=None)
+    return y.to_numpy() - design @ coef, design.shape[1]
+
+
+def cusum_path(y: pd.Series) -> pd.Series:
+    """The scaled CUSUM path of :func:`structural_break_test`, one value per day of ``y``.
+
+    ``cumsum(e) / sqrt(n * s2)`` of the OLS residuals ``e`` of ``y`` on weekday dummies, with
+    ``s2 = sum(e^2) / (n - k)`` for ``k`` coefficients, as in statsmodels'
+    ``breaks_cusumolsresid(e, ddof=k)``; the test statistic is the largest absolute value of this
+    path. Under a stable mean it behaves like a Brownian bridge (Ploberger & Kraemer, 1992).
+    """
+    y = y.dropna()
+    residuals, k = _weekday_residuals(y)
+    n = len(residuals)
+    sigma2 = (residuals ** 2).sum() / (n - k)
+    return pd.Series(np.cumsum(residuals) / np.sqrt(n * sigma2), index=y.index, name="cusum")
+
+
+def granger_pair(frame: pd.DataFrame, h: Hypothesis) -> tuple[pd.DataFrame, str]:
+    """The (effect, cause) columns exactly as :func:`granger_test` feeds them to the VAR, and how
+    they were transformed: ``levels``, ``differenced 1x`` or ``differenced 2x``.
+
+    Both series are differenced together until ADF (5%) rejects a unit root for each, at most
+    twice. Raises :class:`NotTestable` when the frame lacks either column.
+    """
+    cause, effect = h.variables
+    transformed, label = require_columns(frame, (effect, cause), h.id), "levels"
+    for order in (1, 2):
+        if all(adfuller(transformed[c], autolag="AIC")[1] < 0.05 for c in transformed.columns):
+            break
+        transformed, label = transformed.diff().dropna(), f"differenced {order}x"
+    return transformed, label
+
+
 # -- the tests ------------------------------------------------------------------------------
 def weekly_seasonality_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """Kruskal-Wallis across weekdays of the series minus its centred 7-day mean.
@@ -95,10 +141,8 @@ def weekly_seasonality_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOut
     Removing the centred weekly mean takes out trend and annual cycle, leaving what varies
     within a week. Effect size: epsilon-squared, H / (n - 1) (Tomczak & Tomczak, 2014).
     """
-    data = _require(frame, ("y",), h.id)
-    period = int(h.params.get("period", 7))
-    trend = data["y"].rolling(period, center=True).mean()
-    detrended = (data["y"] - trend).dropna()
+    data = require_columns(frame, ("y",), h.id)
+    detrended = weekly_deviations(data["y"], int(h.params.get("period", 7)))
     groups = [g.to_numpy() for _, g in detrended.groupby(detrended.index.dayofweek)]
     statistic, p_value = stats.kruskal(*groups)
     means = detrended.groupby(detrended.index.day_name()).mean().round(2).to_dict()
@@ -117,27 +161,15 @@ def _adf_kpss(series: pd.Series) -> tuple[float, float, float, float]:
 
 def stationarity_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """ADF (H0: unit root) read together with KPSS (H0: level-stationary)."""
-    data = _require(frame, ("y",), h.id)
+    data = require_columns(frame, ("y",), h.id)
     adf_stat, adf_p, kpss_stat, kpss_p = _adf_kpss(data["y"])
     return HypothesisOutcome(adf_stat, adf_p, detail={"kpss_statistic": round(kpss_stat, 4),
                                                   "kpss_p_value (clipped to [0.01, 0.10])": kpss_p})
 
 
-def _stationary_pair(data: pd.DataFrame, columns: tuple[str, str]) -> tuple[pd.DataFrame, str]:
-    """Difference the pair until ADF rejects a unit root for both (at most twice)."""
-    transformed, label = data[list(columns)], "levels"
-    for order in (1, 2):
-        if all(adfuller(transformed[c], autolag="AIC")[1] < 0.05 for c in columns):
-            break
-        transformed, label = transformed.diff().dropna(), f"differenced {order}x"
-    return transformed, label
-
-
 def granger_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """Does x help predict y beyond y's own past? VAR F-test, lag order by AIC."""
-    cause, effect = h.variables
-    data = _require(frame, (effect, cause), h.id)
-    transformed, label = _stationary_pair(data, (effect, cause))
+    transformed, label = granger_pair(frame, h)
     max_lag = int(h.params.get("max_lag", 14))
     model = VAR(transformed.to_numpy())
     lag = max(1, int(model.select_order(max_lag).selected_orders["aic"]))
@@ -149,7 +181,7 @@ def granger_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
 def group_difference_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """Mann-Whitney U between days with flag 1 and 0; effect size: rank-biserial correlation."""
     value, flag = h.variables
-    data = _require(frame, (value, flag), h.id)
+    data = require_columns(frame, (value, flag), h.id)
     ones, zeros = data.loc[data[flag] == 1, value], data.loc[data[flag] == 0, value]
     if min(len(ones), len(zeros)) < 5:
         raise NotTestable(f"{h.id} needs at least 5 days in each group, got {len(ones)} and {len(zeros)}")
@@ -162,21 +194,18 @@ def group_difference_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutco
 
 def structural_break_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """CUSUM test on OLS residuals of y on weekday dummies (Ploberger & Kraemer, 1992)."""
-    data = _require(frame, ("y",), h.id)
-    dummies = pd.get_dummies(data.index.dayofweek, drop_first=True, dtype=float).to_numpy()
-    design = np.column_stack([np.ones(len(data)), dummies])
-    coef, *_ = np.linalg.lstsq(design, data["y"].to_numpy(), rcond=None)
-    residuals = data["y"].to_numpy() - design @ coef
-    statistic, p_value, _ = breaks_cusumolsresid(residuals, ddof=design.shape[1])
-    cusum = np.cumsum(residuals) / (residuals.std(ddof=design.shape[1]) * np.sqrt(len(residuals)))
+    y = require_columns(frame, ("y",), h.id)["y"]
+    residuals, k = _weekday_residuals(y)
+    statistic, p_value, _ = breaks_cusumolsresid(residuals, ddof=k)
+    path = cusum_path(y)
     return HypothesisOutcome(float(statistic), float(p_value),
-                       detail={"largest cumulative deviation at": str(data.index[int(np.abs(cusum).argmax())].date())})
+                       detail={"largest cumulative deviation at": str(path.abs().idxmax().date())})
 
 
 def cointegration_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """Engle-Granger (p-value for the family) with Johansen's trace test as a cross-check."""
     first, second = h.variables
-    data = _require(frame, (first, second), h.id)
+    data = require_columns(frame, (first, second), h.id)
     statistic, p_value, _ = coint(data[first], data[second])
     johansen = coint_johansen(data[[first, second]].to_numpy(), det_order=0, k_ar_diff=1)
     trace, critical_95 = float(johansen.lr1[0]), float(johansen.cvt[0, 1])
@@ -189,7 +218,7 @@ def cointegration_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
 def correlation_test(frame: pd.DataFrame, h: Hypothesis) -> HypothesisOutcome:
     """Spearman rank correlation; the coefficient is the effect size."""
     first, second = h.variables
-    data = _require(frame, (first, second), h.id)
+    data = require_columns(frame, (first, second), h.id)
     result = stats.spearmanr(data[first], data[second])
     pearson = stats.pearsonr(data[first], data[second])
     return HypothesisOutcome(float(result.statistic), float(result.pvalue), float(result.statistic), "Spearman rho",

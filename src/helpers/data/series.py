@@ -43,6 +43,22 @@ def series_freq(warehouse: Warehouse, series_id: str) -> str:
     return str(catalog["freq"].iloc[0])
 
 
+def steps_per_period(freq: str, period: str = "1D") -> float:
+    """How many steps of a fixed frequency ``freq`` fill one ``period`` (``30min`` in ``1D``: 48).
+
+    Raises ``ValueError`` for calendar frequencies such as ``MS``, whose length varies.
+    """
+    return pd.Timedelta(period) / pd.Timedelta(freq)
+
+
+def completeness(view: pd.DataFrame) -> dict[str, int]:
+    """Steps of a :func:`load_series` view: on the grid, observed, interpolated and still missing."""
+    return {"steps on the grid": len(view),
+            "observed": int((view["y"].notna() & ~view["filled"]).sum()),
+            "interpolated (short gaps)": int(view["filled"].sum()),
+            "missing (long gaps)": int(view["y"].isna().sum())}
+
+
 def short_gap_mask(values: pd.Series, max_steps: int) -> pd.Series:
     """True on missing values that belong to a run of at most ``max_steps`` interior NaNs."""
     missing = values.isna()
@@ -95,8 +111,7 @@ def load_series(
         if measure not in ("y_mean", "y_sum"):
             raise ValueError(f"measure must be 'y_mean' or 'y_sum', got {measure!r}")
         if measure == "y_sum":
-            expected = pd.Timedelta(GRAIN_FREQ[grain]) / pd.Timedelta(freq)
-            y = rows["y_mean"] * expected
+            y = rows["y_mean"] * steps_per_period(freq, GRAIN_FREQ[grain])
         else:
             y = rows["y_mean"]
         temperature = rows["temperature_mean"]

@@ -1,0 +1,189 @@
+"""The pipeline's function tasks (helpers.app.tasks), called with the arguments Ploomber passes,
+and the experiment grid."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers.app import tasks
+from helpers.core.settings import load_settings
+from helpers.data.series import load_series
+from helpers.forecast import comparison as cmp
+from helpers.forecast.artifact import SCHEMA_VERSION, load_artifact
+from helpers.warehouse import Warehouse
+from tests.ab.builders import SPEC, file_rows
+
+#: Half-hourly demand by weekday, Monday first: a series only a weekly model forecasts well.
+WEEKDAY_LEVEL = (4.0, 4.5, 5.0, 5.5, 6.0, 2.0, 1.5)
+DAYS = 84
+
+
+def _weekly_file(path, days=DAYS):
+    ds = pd.date_range("2014-01-06", periods=48 * days, freq="30min")  # a Monday
+    rng = np.random.default_rng(0)
+    demand = np.take(WEEKDAY_LEVEL, ds.dayofweek) + rng.normal(0, 0.05, len(ds))
+    pd.DataFrame({"timestamp": ds.strftime("%Y-%m-%d %H:%M:%S"), "demand": demand.round(4),
+                  "temperature": 15.0, "workday": (ds.dayofweek < 5).astype(int)}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def ingested(tmp_path, clean_env, monkeypatch):
+    """The weekly file ingested by ``ingest_task`` into a fresh warehouse; its report."""
+    source = _weekly_file(tmp_path / "weekly.csv")
+    for key, value in {"SOURCE_FILE": source, "SERIES_ID": "weekly", "WAREHOUSE_PATH": tmp_path / "wh.duckdb",
+                       "PRODUCTS": tmp_path / "products", "REPORTS": tmp_path / "reports"}.items():
+        monkeypatch.setenv(f"HELPERS_{key}", str(value))
+    report = tmp_path / "products" / "ingest" / "report.json"
+    tasks.ingest_task(report, {"source_file": str(source)}, series_id="weekly", source_file=str(source),
+                      timestamp_col="timestamp", target_col="demand", temperature_col="temperature",
+                      workday_col="workday", freq="30min", target_min="0", target_max="",
+                      warehouse_backend="duckdb", warehouse_path=str(tmp_path / "wh.duckdb"))
+    return source, json.loads(report.read_text())
+
+
+def test_ingest_task_loads_the_file_and_writes_its_report(ingested):
+    source, report = ingested
+    assert (report["rows_read"], report["rows_loaded"], report["rows_quarantined"]) == (48 * DAYS, 48 * DAYS, 0)
+    with Warehouse.from_settings(load_settings(), read_only=True) as warehouse:
+        daily = load_series(warehouse, "weekly", "daily")
+    assert len(daily) == DAYS and daily["ds"].iloc[0] == pd.Timestamp("2014-01-06")
+    # a day's total is 48 half-hours at its weekday's level
+    np.testing.assert_allclose(daily["y"].iloc[:7], 48 * np.array(WEEKDAY_LEVEL), rtol=0.01)
+
+
+@pytest.fixture
+def selection(ingested, tmp_path):
+    """The daily comparison of a few fast models on the weekly series, as the notebook writes it."""
+    with Warehouse.from_settings(load_settings(), read_only=True) as warehouse:
+        frame = cmp.prepare_frame(load_series(warehouse, "weekly", "daily"))
+    config = cmp.ComparisonConfig.parse("daily", 7, 4, 28, "naive,seasonal_naive,window_average,ses", 14)
+    return cmp.write_selection(cmp.run_comparison(frame, config), tmp_path / "products" / "model" / "selection.json")
+
+
+def _fit_final(product, selection_path, tmp_path):
+    tasks.fit_final_task(product, {"model_comparison": {"nb": "unused.ipynb", "selection": str(selection_path)}},
+                         series_id="weekly", warehouse_backend="duckdb", warehouse_path=str(tmp_path / "wh.duckdb"),
+                         max_fill_steps="4", profile="test")
+
+
+def test_fit_final_task_writes_the_selected_model_s_artifact(ingested, selection, tmp_path):
+    source, _ = ingested
+    product = tmp_path / "products" / "model" / "forecast_artifact.json"
+    _fit_final(product, selection, tmp_path)
+    artifact = load_artifact(product)  # the validating load accepts it
+    record = json.loads(selection.read_text())
+
+    assert artifact["schema_version"] == SCHEMA_VERSION and artifact["series_id"] == "weekly"
+    assert artifact["frequency"] == "1D"
+    assert (artifact["training_start"], artifact["training_end"]) == ("2014-01-06T00:00:00", "2014-03-30T00:00:00")
+    assert artifact["data_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    # the weekly pattern: seasonal naive wins the selection folds
+    assert artifact["selected_model"] == record["selected"] == "seasonal_naive"
+    assert set(artifact["models"]) == {"seasonal_naive", *record["members"], "ensemble"}
+    assert artifact["models"]["ensemble"]["members"] == record["members"]
+
+    with Warehouse.from_settings(load_settings(), read_only=True) as warehouse:
+        last_week = load_series(warehouse, "weekly", "daily")["y"].iloc[-7:].to_numpy()
+    selected = artifact["models"]["seasonal_naive"]
+    # 14 days from the day after the data, the last week repeated twice
+    assert selected["forecast"]["ds"] == [d.isoformat() for d in pd.date_range("2014-03-31", periods=14)]
+    np.testing.assert_allclose(selected["forecast"]["mean"], np.tile(last_week, 2))
+    # calibration rescales bands about the mean: the ensemble's mean is its members' mean
+    members = np.array([artifact["models"][m]["forecast"]["mean"] for m in record["members"]])
+    np.testing.assert_allclose(artifact["models"]["ensemble"]["forecast"]["mean"], members.mean(axis=0))
+    for name, model in artifact["models"].items():
+        path = pd.DataFrame(model["forecast"]).drop(columns="ds")
+        assert (path["lo-95"] <= path["lo-80"]).all() and (path["lo-80"] <= path["mean"]).all(), name
+        assert (path["mean"] <= path["hi-80"]).all() and (path["hi-80"] <= path["hi-95"]).all(), name
+        assert model["cv"] == record["metrics"][name]
+        assert model["calibration"] == record["calibration"][name]
+
+    assert artifact["interval_calibration"]["learnt_on"] == "selection folds"
+    assert artifact["interval_calibration"]["selection_cutoffs"] == record["selection_cutoffs"]
+    assert artifact["evaluation_cutoffs"] == record["evaluation_cutoffs"]
+    assert artifact["parameters"]["series_id"] == "weekly" and artifact["parameters"]["profile"] == "test"
+    assert artifact["parameters"]["comparison"] == record["config"]
+
+
+@pytest.mark.parametrize("drop, message", [
+    (None, "the selection record has no interval calibration; run the model comparison again"),
+    ("ensemble", r"no interval calibration for \['ensemble'\]; run the model comparison again"),
+])
+def test_fit_final_task_without_a_calibration_writes_nothing(ingested, selection, tmp_path, drop, message):
+    record = json.loads(selection.read_text())
+    record["calibration"] = {k: v for k, v in record["calibration"].items() if k != drop} if drop else {}
+    selection.write_text(json.dumps(record))
+    product = tmp_path / "products" / "model" / "forecast_artifact.json"
+    with pytest.raises(ValueError, match=message):
+        _fit_final(product, selection, tmp_path)
+    assert not product.exists()
+
+
+def test_experiments_task_generates_the_configured_experiments_and_loads_the_upload(tmp_path, clean_env):
+    upload = tmp_path / "upload.csv"
+    file_rows().to_csv(upload, index=False)
+    product = tmp_path / "experiments.json"
+    tasks.experiments_task(product, upstream={}, ab_experiments=yaml.safe_dump(SPEC), ab_seed="1", ab_scale="1",
+                           ab_source_file=str(upload), ab_plan_file="", warehouse_backend="duckdb",
+                           warehouse_path=str(tmp_path / "wh.duckdb"))
+    generated, uploaded = json.loads(product.read_text())
+    assert generated["experiments"] == ["demo"] and generated["rows_quarantined"] == 0
+    assert uploaded["experiments"] == ["e1"] and uploaded["source"] == str(upload)
+    assert uploaded["rows_read"] == len(file_rows()) == uploaded["rows_loaded"] + uploaded["rows_quarantined"]
+    with Warehouse.open("duckdb", tmp_path / "wh.duckdb", read_only=True) as warehouse:
+        assert warehouse.table_counts()["ab_users"] == generated["rows_loaded"] + uploaded["rows_loaded"]
+
+
+def test_pipeline_ids_include_the_uploaded_experiments(tmp_path, clean_env, monkeypatch):
+    upload = tmp_path / "upload.csv"
+    file_rows().to_csv(upload, index=False)
+    monkeypatch.setenv("HELPERS_AB_SOURCE_FILE", str(upload))
+    assert tasks.experiment_ids() == ["checkout_flow", "homepage_aa", "pricing_page", "banner_srm", "e1"]
+
+
+def test_pipeline_ids_without_an_upload_are_the_configured_ones(clean_env):
+    assert tasks.experiment_ids() == ["checkout_flow", "homepage_aa", "pricing_page", "banner_srm"]
+
+
+def test_notebooks_upstream_by_task_name_single_and_grid():
+    upstream = {"eda": {"nb": "products/eda.ipynb"},
+                "bayesian_ab-*": {"bayesian_ab-checkout_flow": {"nb": "products/bayesian_ab-checkout_flow-0.ipynb"},
+                                  "bayesian_ab-banner_srm": {"nb": "products/bayesian_ab-banner_srm-1.ipynb"}}}
+    assert {name: str(path) for name, path in tasks._notebooks(upstream).items()} == {
+        "eda": "products/eda.ipynb", "bayesian_ab-checkout_flow": "products/bayesian_ab-checkout_flow-0.ipynb",
+        "bayesian_ab-banner_srm": "products/bayesian_ab-banner_srm-1.ipynb"}
+
+
+def _executed(path, title):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}"),
+                                               nbformat.v4.new_code_cell("1 + 1")])
+    notebook.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)  # the nbconvert path, with or without quarto
+    upstream = {"eda": {"nb": _executed(tmp_path / "eda.ipynb", "Exploration")},
+                "bayesian_ab-*": {"bayesian_ab-demo": {"nb": _executed(tmp_path / "bayesian_ab-demo-0.ipynb", "Demo")}}}
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    index = tmp_path / "reports" / "index.html"
+    tasks.render_task(index, upstream, reports=str(tmp_path / "reports"), source_file=str(data),
+                      run_parameters=json.dumps({"series_id": "s"}),
+                      resources_={"problem_statement": "docs/problem_statement.md"})
+    links = re.findall(r'href="([^"#]+)"', index.read_text())
+    assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html"]
+    digest = hashlib.sha256(b"a\n1\n").hexdigest()
+    for page in links:
+        text = (tmp_path / "reports" / page).read_text()
+        assert 'class="run-stamp"' in text and digest[:12] in text, page
