@@ -102,9 +102,6 @@ def test_prophet_in_sample_fit_follows_the_weekly_cycle():
     assert np.std(residuals) < 1.5 < np.std(frame["y"])
 
 
-@pytest.mark.xfail(strict=True, reason="SarimaGridModel.fitted_values returns 0, not NaN, for the first d + D*m "
-                                       "steps (pmdarima's predict_in_sample), so in_sample_residuals keeps "
-                                       "residuals of about y there")
 def test_sarima_in_sample_fit_is_missing_where_it_has_no_past():
     (sarima,) = fc.model_catalog([7], 14, ["sarima_grid"], False, True)
     assert np.isnan(sarima.fitted_values(_step())[0])

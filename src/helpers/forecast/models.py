@@ -203,7 +203,11 @@ class SarimaGridModel(Forecaster):
         return self
 
     def fitted_values(self, train: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.fit(train).model_.predict_in_sample(), dtype=float)
+        fitted = np.asarray(self.fit(train).model_.predict_in_sample(), dtype=float)
+        # pmdarima returns 0 for the first d + D*m steps, which have no differenced past.
+        order, seasonal = self.model_.order, self.model_.seasonal_order
+        fitted[:order[1] + seasonal[1] * seasonal[3]] = np.nan
+        return fitted
 
     def predict(self, future: pd.DataFrame, level: Level = DEFAULT_LEVELS) -> pd.DataFrame:
         h = len(future)
