@@ -10,8 +10,8 @@ the obvious alternative measured in the same run:
 - the full-profile model comparison: seconds per model per fold, and pmdarima's
   auto_arima against statsforecast's AutoARIMA on the same five daily folds;
 - interval coverage (not a timing): the full-profile daily comparison on the default file,
-  ingested into a fresh DuckDB, with each model's nominal, raw and calibrated coverage on
-  the evaluation folds (``--only intervals``, about 1.5 minutes);
+  ingested into a fresh DuckDB, with each model's nominal, raw, calibrated and served
+  coverage on the evaluation folds (``--only intervals``, a few minutes);
 - A/B conversion analysis on the same two-arm data (10,000 users per arm): the exact
   closed-form P(B > A), the whole closed-form analysis, and PyMC NUTS (4 chains x 1,000
   draws, warm), with the largest difference between the two.
@@ -173,8 +173,9 @@ def bench_models(settings, repeat: int, tmp: Path) -> dict:
 
 
 def bench_intervals(settings, repeat: int, tmp: Path) -> dict:
-    """Nominal, raw and calibrated interval coverage on the evaluation folds of the full-profile
-    daily comparison (calibration learnt on the selection folds), from a fresh warehouse."""
+    """Nominal, raw, calibrated and served interval coverage on the evaluation folds of the
+    full-profile daily comparison (each fold calibrated on the folds finished before its
+    cutoff), from a fresh warehouse."""
     from helpers.data.series import load_series
     from helpers.forecast import comparison
 

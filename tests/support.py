@@ -43,6 +43,7 @@ def artifact_payload(n: int = 3, models: tuple[str, ...] = ("a",), start: str = 
         entries[name] = {
             "members": list(models[:k]) if name == "ensemble" else None,
             "cv": {"rmse": 10.0 + k, "mae": 8.0 + k, "coverage_80": 0.78, "coverage_95": 0.94,
+                   "calibrated_coverage_80": 0.7, "calibrated_coverage_95": 0.9,
                    "raw_coverage_80": 0.9, "raw_coverage_95": 0.99},
             "calibration": {lv: {"level": int(lv), "method": "scaled", "factor": factor, "n": 28,
                                  "rank": -(-29 * int(lv) // 100), "finite_sample": True}

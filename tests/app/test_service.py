@@ -88,10 +88,10 @@ def test_models_lists_metrics_and_the_forecastable_range(client):
     assert set(by_name) == {"ets", "holt_winters", "ensemble"}
     assert by_name["ensemble"]["members"] == ["ets", "holt_winters"]
     assert by_name["holt_winters"]["rmse"] == 11.0 and by_name["ets"]["selected"]
-    # Nominal against achieved coverage of the served (calibrated) intervals and of the models' own.
+    # Nominal against achieved coverage of the served, the calibrated and the models' own intervals.
     assert by_name["ets"]["intervals"] == {
-        "80": {"nominal": 0.8, "achieved": 0.78, "uncalibrated": 0.9, "method": "scaled", "factor": 0.7},
-        "95": {"nominal": 0.95, "achieved": 0.94, "uncalibrated": 0.99, "method": "scaled", "factor": 0.8}}
+        "80": {"nominal": 0.8, "achieved": 0.78, "calibrated": 0.7, "uncalibrated": 0.9, "method": "scaled", "factor": 0.7},
+        "95": {"nominal": 0.95, "achieved": 0.94, "calibrated": 0.9, "uncalibrated": 0.99, "method": "scaled", "factor": 0.8}}
 
 
 def test_health_names_the_served_artifact(client, artifact_file):

@@ -107,7 +107,7 @@ def test_fit_final_task_writes_the_selected_model_s_artifact(ingested, selection
         assert model["cv"] == record["metrics"][name]
         assert model["calibration"] == record["calibration"][name]
 
-    assert artifact["interval_calibration"]["learnt_on"] == "selection folds"
+    assert artifact["interval_calibration"]["learnt_on"] == "every backtest fold"
     assert artifact["interval_calibration"]["selection_cutoffs"] == record["selection_cutoffs"]
     assert artifact["evaluation_cutoffs"] == record["evaluation_cutoffs"]
     assert artifact["parameters"]["series_id"] == "weekly" and artifact["parameters"]["profile"] == "test"

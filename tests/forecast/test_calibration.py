@@ -113,17 +113,70 @@ def _backtest_table():
     return pd.concat(rows, ignore_index=True)
 
 
-def test_factors_use_the_selection_folds_only():
-    table = _backtest_table()
-    fitted = cal.fit_calibrations(table, ["m"])
-    evaluation = table["role"] == "evaluation"
-    changed = table.assign(y=table["y"].where(~evaluation, table["y"] * 10))  # evaluation actuals far off
-    assert cal.fit_calibrations(changed, ["m"]) == fitted
-    moved = table.assign(y=table["y"].where(evaluation, table["y"] + 3))  # selection actuals moved
-    assert cal.fit_calibrations(moved, ["m"]) != fitted
-    assert fitted["m"][80].n == 14
+# Offsets of y from a forecast of 100 whose 80% interval is 100 -/+ 2: two calm folds, then two
+# rough ones (|offset| > 2 on 2 of 7 days: the model's own interval covers 5/7 of them).
+CALM = [0.1, -0.1, 0.2, -0.2, 0.0, 0.1, -0.1]
+ROUGH = [1.0, -1.0, 1.5, -1.5, 3.0, -3.0, 0.5]
+
+
+def _calm_then_rough():
+    cutoffs = pd.to_datetime(["2020-01-10", "2020-01-20", "2020-01-30", "2020-02-09"])
+    return pd.concat([pd.DataFrame({"unique_id": "s", "ds": pd.date_range(cutoff + pd.Timedelta("1D"), periods=7),
+                                    "cutoff": cutoff, "y": 100 + np.array(offsets), "m": 100.0,
+                                    "m-lo-80": 98.0, "m-hi-80": 102.0, "m-lo-95": 96.0, "m-hi-95": 104.0,
+                                    "role": "selection" if i < 2 else "evaluation"})
+                      for i, (cutoff, offsets) in enumerate(zip(cutoffs, [CALM, CALM, ROUGH, ROUGH]))],
+                     ignore_index=True)
+
+
+def test_known_at_a_cutoff_are_the_finished_folds_and_at_least_the_selection_folds():
+    table = _calm_then_rough()
+    cutoffs = sorted(table["cutoff"].unique())
+    folds = lambda mask: sorted(table.loc[mask, "cutoff"].unique())  # noqa: E731
+    assert folds(cal.known_at(table, cutoffs[2])) == cutoffs[:2]  # the first fold ends 17 Jan, the second 27 Jan
+    assert folds(cal.known_at(table, cutoffs[3])) == cutoffs[:3]
+    assert folds(cal.known_at(table, cutoffs[0])) == cutoffs[:2]  # never fewer than the selection folds ...
+    assert folds(cal.known_at(table, cutoffs[0], strict=True)) == []  # ... unless strict
+    assert cal.known_at(table).all()
     with pytest.raises(ValueError, match="'role' column"):
-        cal.fit_calibrations(table.drop(columns="role"), ["m"])
+        cal.known_at(table.drop(columns="role"), cutoffs[0])
+
+
+def test_each_fold_is_calibrated_on_the_folds_finished_before_it():
+    """By hand, 80%: scores are |offset| / 2. On the two calm folds (n=14, k=12) q = 0.1, a band
+    of -/+ 0.2; on those and the first rough fold (n=21, k=18) q = 0.75, a band of -/+ 1.5."""
+    table = _calm_then_rough()
+    calibrated, served = cal.calibrate_by_fold(table, ["m"], [80])
+    halfwidth = (calibrated["m-hi-80"] - calibrated["m"]).groupby(calibrated["cutoff"]).unique()
+    assert [list(w) for w in halfwidth] == [[pytest.approx(0.2)]] * 3 + [[pytest.approx(1.5)]]
+    # Served: at the third cutoff the calibration had never done worse than the model's own
+    # interval (fold 2 calibrated on fold 1 covers 7/7, as does the raw band), so it is served;
+    # at the fourth, fold 3 calibrated on folds 1-2 had covered 0/7: over folds 2-3 the
+    # calibration covered 7/14, the model's own band 12/14, nearer 80%. The raw band is served.
+    halfwidth = (served["m-hi-80"] - served["m"]).groupby(served["cutoff"]).unique()
+    assert [list(w) for w in halfwidth] == [[pytest.approx(0.2)]] * 3 + [[pytest.approx(2.0)]]
+    # No look-ahead: what follows a fold's cutoff changes nothing in its band.
+    later = table.assign(y=table["y"].where(table["cutoff"] < table["cutoff"].max(), 500.0))
+    assert cal.calibrate_by_fold(later, ["m"], [80])[0]["m-hi-80"].equals(calibrated["m-hi-80"])
+    assert calibrated["y"].equals(table["y"]) and calibrated.index.equals(table.index)
+
+
+def test_the_served_interval_is_the_one_nearer_its_level_on_the_finished_folds():
+    table = _calm_then_rough()
+    # Folds 2-4 each calibrated on the folds before: 7/7, 0/7 and 5/7 (band -/+ 1.5) = 12/21;
+    # the model's own interval: 7/7, 5/7, 5/7 = 17/21, nearer 0.8.
+    served = cal.served_calibration(table, "m", 80)
+    assert (served.method, served.factor) == ("model", 1.0)
+    assert served.n == 28 and served.rank == 24  # still reports the calibration it declined
+    # An interval three times too wide on exchangeable folds: the calibration is nearer and served.
+    rng = np.random.default_rng(7)
+    wide = pd.concat([table.assign(cutoff=table["cutoff"] + pd.Timedelta(days=40 * k),
+                                   ds=table["ds"] + pd.Timedelta(days=40 * k)) for k in range(3)], ignore_index=True)
+    wide["y"] = 100 + rng.normal(0, 2 / 3 / 1.2816, len(wide))
+    chosen = cal.served_calibration(wide, "m", 80)
+    assert chosen.method == "scaled" and chosen.factor == pytest.approx(1 / 3, rel=0.3)
+    assert cal.served_calibrations(wide, ["m"], [80]) == {"m": {80: chosen}}
+    assert cal.calibrate_interval([100.0], [98.0], [102.0], served) == ([98.0], [102.0])
 
 
 def test_calibrated_table_and_fold_coverage():

@@ -6,8 +6,8 @@ The app loads ``products/model/forecast_artifact.json`` (or ``--artifact`` /
 ready-to-slice lists, so a request only validates its input, slices and serialises:
 
 - ``POST /predict``: ``{"start_date", "end_date", "model", "include_confidence"}`` to the
-  forecast for those days with its 95% interval (calibrated on the selection folds of the
-  model comparison) and the model's cross-validated RMSE and MAE, the numbers the
+  forecast for those days with its 95% interval (as the model comparison chose it: calibrated
+  on the backtest folds, or the model's own where that came closer to 95%) and the model's cross-validated RMSE and MAE, the numbers the
   model-comparison report shows;
 - ``GET /models``: the models, their metrics, each interval's nominal and achieved coverage
   on the evaluation folds, and the forecastable date range;
@@ -51,7 +51,7 @@ class PredictRequest(BaseModel):
     end_date: date = Field(description="last day to forecast (inclusive), not before start_date")
     model: str | None = Field(None, max_length=100,
                               description="a model name from GET /models; omitted: the selected model")
-    include_confidence: bool = Field(True, description="add the 95% prediction interval (calibrated)")
+    include_confidence: bool = Field(True, description="add the 95% prediction interval (the served one, see GET /models)")
 
 
 class PredictResponse(BaseModel):
@@ -126,9 +126,10 @@ class Forecasts:
 
 def _intervals(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per level: the nominal coverage, the coverage achieved on the evaluation folds by the
-    served (calibrated) interval and by the model's own, and the calibration."""
+    served interval, by the conformal one and by the model's own, and the calibration served."""
     cv, calibration = model["cv"], model["calibration"]
     return {lv: {"nominal": int(lv) / 100, "achieved": float(cv[f"coverage_{lv}"]),
+                 "calibrated": float(cv[f"calibrated_coverage_{lv}"]),
                  "uncalibrated": float(cv[f"raw_coverage_{lv}"]),
                  "method": calibration[lv]["method"], "factor": float(calibration[lv]["factor"])}
             for lv in LEVELS}

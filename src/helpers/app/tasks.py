@@ -103,7 +103,7 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
                    max_fill_steps: str, profile: str) -> None:
     """Fit the selected daily model, its ensemble members and the ensemble on all data; write the
-    artifact with their intervals calibrated on the selection folds."""
+    artifact with the intervals the comparison chose to serve."""
     settings = load_settings(series_id=series_id, warehouse_backend=warehouse_backend,
                              warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile)
     config, record = comparison.read_selection(upstream["model_comparison"]["selection"])

@@ -1,9 +1,10 @@
 """The production forecast artifact: forecast paths with intervals plus metadata, as JSON.
 
 The artifact stores what the endpoint serves (each model's forecast path up to a maximum
-horizon, with 80% and 95% intervals calibrated on the selection folds, and the calibration
-that made them) and what the report shows (each model's cross-validated metrics, with the
-coverage of the calibrated and of the model's own intervals), so the two cannot disagree.
+horizon, with 80% and 95% intervals calibrated on the backtest folds or the model's own where
+those came closer to their level, and the calibration that made them) and what the report
+shows (each model's cross-validated metrics, with the coverage of the served, the calibrated
+and the model's own intervals), so the two cannot disagree.
 It is written atomically: to a temporary file in the same folder, flushed, then renamed
 over the old one, so a reader sees the old artifact or the new one, never half of one.
 """
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 #: 2: intervals calibrated (``interval_calibration``; per model ``calibration`` and raw coverage in ``cv``).
-SCHEMA_VERSION = 2
+#: 3: the served interval may be the model's own (method ``model``); ``cv`` adds ``calibrated_coverage_*``.
+SCHEMA_VERSION = 3
 REQUIRED_KEYS = ("schema_version", "created_utc", "series_id", "frequency", "training_start", "training_end",
                  "data_sha256", "selected_model", "models", "interval_calibration", "parameters", "packages",
                  "git_commit")
 PATH_KEYS = ("ds", "mean", "lo-80", "hi-80", "lo-95", "hi-95")
 LEVELS = ("80", "95")
-CV_KEYS = ("rmse", "mae", *(f"{kind}_{lv}" for lv in LEVELS for kind in ("coverage", "raw_coverage")))
+CV_KEYS = ("rmse", "mae", *(f"{kind}_{lv}" for lv in LEVELS for kind in ("coverage", "calibrated_coverage", "raw_coverage")))
 BUILD_COMMAND = "make run"
 
 
@@ -55,7 +57,7 @@ def _fail(source: str, problem: str) -> ArtifactError:
 
 
 def _is_calibration(entry: Any) -> bool:
-    if not isinstance(entry, dict) or entry.get("method") not in ("scaled", "absolute"):
+    if not isinstance(entry, dict) or entry.get("method") not in ("scaled", "absolute", "model"):
         return False
     factor = entry.get("factor")
     return isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 0
@@ -95,7 +97,7 @@ def validate_artifact(payload: Any, source: str = "artifact") -> dict[str, Any]:
             raise _fail(source, f"model {name!r} lacks cross-validated metrics {list(CV_KEYS)}")
         calibration = model.get("calibration")
         if not isinstance(calibration, dict) or not all(_is_calibration(calibration.get(lv)) for lv in LEVELS):
-            raise _fail(source, f"model {name!r} lacks an interval calibration (method 'scaled' or 'absolute' "
+            raise _fail(source, f"model {name!r} lacks an interval calibration (method 'scaled', 'absolute' or 'model' "
                                 f"and a finite factor >= 0) for levels {list(LEVELS)}")
     return payload
 

@@ -32,9 +32,16 @@ Degenerate cases:
   interval the narrower one; :func:`calibrate_bands` widens the higher level to contain the
   lower one where they would cross.
 
-The guarantee rests on exchangeability. The evaluation folds come later in the series than
-the selection folds; if their errors are larger (another season), the calibrated intervals
-cover less than nominal there, and the comparison report shows it.
+Which points calibrate which fold (:func:`calibrate_by_fold`): a fold's interval is calibrated on
+the folds whose actual values were all known at its cutoff, and never fewer than the selection
+folds: the evaluation folds are calibrated as they would have been in production, each on every
+earlier finished fold, and the artifact on all folds. The guarantee rests on exchangeability; when
+later errors are larger than earlier ones (another season), the calibrated interval covers less
+than nominal, and may be further from nominal than the model's own interval. So the interval
+served (:func:`served_calibration`) is chosen the same way, from the past only: the calibrated one,
+unless on the finished folds, each calibrated on the folds finished before it, the model's own
+interval came closer to the nominal level (``method='model'``, factor 1). The comparison report
+gives the coverage of all three (model's own, calibrated, served) on the evaluation folds.
 
 References:
     Angelopoulos, A. N. & Bates, S. (2021). A gentle introduction to conformal prediction and
@@ -46,7 +53,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -54,11 +61,13 @@ import pandas as pd
 
 from helpers.forecast.models import DEFAULT_LEVELS
 
-Method = Literal["scaled", "absolute"]
+Method = Literal["scaled", "absolute", "model"]
 Calibrations = Mapping[str, Mapping[int, "IntervalCalibration"]]
 
-METHOD = ("split conformal on the selection folds, one factor per model and level scaling the model's own "
-          "interval half-widths about the mean (absolute-residual fallback for zero-width intervals)")
+METHOD = ("split conformal on the finished backtest folds (at least the selection folds), one factor per model and "
+          "level scaling the model's own interval half-widths about the mean (absolute-residual fallback for "
+          "zero-width intervals); the model's own interval is kept where, on the finished folds, it came closer "
+          "to the nominal coverage")
 REFERENCE = ("Angelopoulos & Bates (2021), A gentle introduction to conformal prediction, section 2.3; "
              "Lei et al. (2018), Distribution-free predictive inference for regression")
 
@@ -67,8 +76,9 @@ REFERENCE = ("Angelopoulos & Bates (2021), A gentle introduction to conformal pr
 class IntervalCalibration:
     """One model's calibration at one level.
 
-    ``factor`` multiplies the half-widths (``method='scaled'``) or is the half-width itself,
-    in units of ``y`` (``method='absolute'``); ``n`` selection points; ``rank`` is
+    ``factor`` multiplies the half-widths (``method='scaled'``), is the half-width itself, in
+    units of ``y`` (``method='absolute'``), or is 1 (``method='model'``: the model's own
+    interval, kept); ``n`` calibration points; ``rank`` is
     ``k = ceil((n + 1) level / 100)``; ``finite_sample`` is ``rank <= n``.
     """
 
@@ -151,9 +161,12 @@ def fit_calibration(y, mean, lo, hi, level: int) -> IntervalCalibration:
 
 
 def calibrate_interval(mean, lo, hi, calibration: IntervalCalibration) -> tuple[np.ndarray, np.ndarray]:
-    """``(lo', hi')``: ``mean -/+ q * half-width`` ('scaled') or ``mean -/+ q`` ('absolute')."""
+    """``(lo', hi')``: ``mean -/+ q * half-width`` ('scaled'), ``mean -/+ q`` ('absolute') or
+    ``(lo, hi)`` unchanged ('model')."""
     mean, lo, hi = (np.asarray(a, dtype=float) for a in (mean, lo, hi))
     q = calibration.factor
+    if calibration.method == "model":
+        return lo, hi
     if calibration.method == "absolute":
         return mean - q, mean + q
     return mean - q * np.maximum(mean - lo, 0.0), mean + q * np.maximum(hi - mean, 0.0)
@@ -178,21 +191,92 @@ def calibrate_bands(mean, bands: Mapping[int, tuple], calibrations: Mapping[int,
     return out
 
 
-def fit_calibrations(forecasts: pd.DataFrame, models: Sequence[str], level: Sequence[int] = DEFAULT_LEVELS,
-                     role: str = "selection") -> dict[str, dict[int, IntervalCalibration]]:
-    """Per model and level, the calibration learnt on the rows of ``forecasts`` with ``role``.
+def fit_calibrations(forecasts: pd.DataFrame, models: Sequence[str], level: Sequence[int] = DEFAULT_LEVELS
+                     ) -> dict[str, dict[int, IntervalCalibration]]:
+    """Per model and level, the calibration learnt on every row of ``forecasts``.
 
     Args:
-        forecasts: backtest table (``y``, ``role``, per model ``<model>`` and
-            ``<model>-lo-<level>`` / ``<model>-hi-<level>``); only the ``role`` rows are read.
+        forecasts: backtest rows (``y``, per model ``<model>`` and ``<model>-lo-<level>`` /
+            ``<model>-hi-<level>``) to learn from; choose them with :func:`known_at`.
     """
-    if "role" not in forecasts:
-        raise ValueError("forecasts need a 'role' column (backtest.assign_roles) so that only the "
-                         f"{role} folds are used for calibration")
-    part = forecasts[forecasts["role"] == role]
-    return {m: {lv: fit_calibration(part["y"], part[m], part[f"{m}-lo-{lv}"], part[f"{m}-hi-{lv}"], lv)
+    return {m: {lv: fit_calibration(forecasts["y"], forecasts[m], forecasts[f"{m}-lo-{lv}"],
+                                    forecasts[f"{m}-hi-{lv}"], lv)
                 for lv in level}
             for m in models}
+
+
+def known_at(forecasts: pd.DataFrame, cutoff: pd.Timestamp | None = None, strict: bool = False) -> pd.Series:
+    """Rows of the folds whose actual values were all known at ``cutoff`` (every fold when
+    ``cutoff`` is None), and never fewer than the selection folds unless ``strict``.
+
+    A fold is known at ``cutoff`` when its last forecast day is not after it.
+    """
+    if "role" not in forecasts:
+        raise ValueError("forecasts need a 'role' column (backtest.assign_roles) to tell the selection folds apart")
+    if cutoff is None:
+        return pd.Series(True, index=forecasts.index)
+    last_day = forecasts.groupby("cutoff")["ds"].transform("max")
+    known = last_day <= cutoff
+    return known if strict else known | (forecasts["role"] == "selection")
+
+
+def _coverage(y, lo, hi) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    return (y >= np.asarray(lo)) & (y <= np.asarray(hi))
+
+
+def served_calibration(past: pd.DataFrame, model: str, level: int) -> IntervalCalibration:
+    """The interval to serve for ``model`` at ``level`` after the folds in ``past``.
+
+    The conformal calibration learnt on all of ``past``, unless the model's own interval came
+    closer to ``level``% coverage over ``past``'s folds, each calibrated on the folds of
+    ``past`` finished before its cutoff (folds with none are skipped; with no such fold the
+    calibration is served). Then ``method='model'``, factor 1.
+    """
+    columns = (past[model], past[f"{model}-lo-{level}"], past[f"{model}-hi-{level}"])
+    fitted = fit_calibration(past["y"], *columns, level)
+    calibrated, raw = [], []
+    for cutoff, fold in past.groupby("cutoff"):
+        before = past[known_at(past, cutoff, strict=True)]
+        if before.empty:
+            continue
+        earlier = fit_calibration(before["y"], before[model], before[f"{model}-lo-{level}"],
+                                  before[f"{model}-hi-{level}"], level)
+        lo, hi = calibrate_interval(fold[model], fold[f"{model}-lo-{level}"], fold[f"{model}-hi-{level}"], earlier)
+        calibrated.append(_coverage(fold["y"], lo, hi))
+        raw.append(_coverage(fold["y"], fold[f"{model}-lo-{level}"], fold[f"{model}-hi-{level}"]))
+    if calibrated:
+        nominal = level / 100
+        if abs(np.concatenate(raw).mean() - nominal) < abs(np.concatenate(calibrated).mean() - nominal):
+            return replace(fitted, method="model", factor=1.0)
+    return fitted
+
+
+def calibrate_by_fold(forecasts: pd.DataFrame, models: Sequence[str], level: Sequence[int] = DEFAULT_LEVELS
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each fold's intervals as they would have been calibrated at its cutoff.
+
+    Every fold is calibrated on :func:`known_at` its cutoff (the selection folds on themselves,
+    each evaluation fold on the selection folds and the evaluation folds finished before it).
+
+    Returns:
+        ``(calibrated, served)``: the backtest table with every model's interval columns
+        replaced by the conformal ones, and by the ones :func:`served_calibration` chooses.
+    """
+    calibrated, served = [], []
+    for cutoff, fold in forecasts.groupby("cutoff", sort=True):
+        past = forecasts[known_at(forecasts, cutoff)]
+        conformal = fit_calibrations(past, models, level)
+        chosen = {m: {lv: served_calibration(past, m, lv) for lv in level} for m in models}
+        calibrated.append(calibrate_forecasts(fold, conformal))
+        served.append(calibrate_forecasts(fold, chosen))
+    return pd.concat(calibrated).loc[forecasts.index], pd.concat(served).loc[forecasts.index]
+
+
+def served_calibrations(forecasts: pd.DataFrame, models: Sequence[str], level: Sequence[int] = DEFAULT_LEVELS
+                        ) -> dict[str, dict[int, IntervalCalibration]]:
+    """What the artifact serves: :func:`served_calibration` after every fold of ``forecasts``."""
+    return {m: {lv: served_calibration(forecasts, m, lv) for lv in level} for m in models}
 
 
 def calibrate_columns(frame: pd.DataFrame, mean: str, calibrations: Mapping[int, IntervalCalibration],

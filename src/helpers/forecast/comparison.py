@@ -109,9 +109,10 @@ class ComparisonConfig:
 class Comparison:
     """A finished comparison.
 
-    ``forecasts`` holds the calibrated intervals (``calibrations``, learnt on the selection
-    folds); in ``scores`` ``coverage_<level>`` is their coverage and ``raw_coverage_<level>``
-    the coverage of the models' own intervals.
+    ``forecasts`` holds the served intervals, each fold's as chosen at its cutoff
+    (:func:`calibration.calibrate_by_fold`); ``calibrations`` are those the artifact serves,
+    learnt on every fold. In ``scores``, ``coverage_<level>`` is the served intervals' coverage,
+    ``calibrated_coverage_<level>`` the conformal ones' and ``raw_coverage_<level>`` the models' own.
     """
 
     config: ComparisonConfig
@@ -137,10 +138,11 @@ class Comparison:
 
     def leaderboard(self) -> pd.DataFrame:
         """Evaluation-fold metrics per model, with fit time and the model's role; the coverage
-        columns are those of the calibrated intervals (:func:`interval_coverage` has both)."""
+        columns are those of the served intervals (:func:`interval_coverage` has all three)."""
         board = bt.leaderboard(self.scores, self.evaluation_cutoffs)
-        board = board.drop(columns=[f"raw_coverage_{lv}" for lv in DEFAULT_LEVELS]).rename(
-            columns={f"coverage_{lv}": f"calibrated coverage_{lv}" for lv in DEFAULT_LEVELS})
+        board = board.drop(columns=[f"{kind}coverage_{lv}" for kind in ("raw_", "calibrated_")
+                                    for lv in DEFAULT_LEVELS]).rename(
+            columns={f"coverage_{lv}": f"served coverage_{lv}" for lv in DEFAULT_LEVELS})
         board["median fit+predict s"] = self.timings.groupby("model")["seconds"].median()
         kinds = {**{m: "conditional (observed future temperature)" for m in self.conditional},
                  **{m: "calendar (work days)" for m in self.calendar}, "ensemble": "ensemble"}
@@ -158,7 +160,8 @@ def prepare_frame(view: pd.DataFrame) -> pd.DataFrame:
 
 def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     """Backtest every model, choose on the selection folds, add the ensemble, calibrate the
-    intervals on the selection folds, score everything.
+    intervals (each fold on the folds finished before it; the artifact's on every fold), score
+    everything.
 
     Production candidates need nothing about the future but its dates: univariate models,
     and calendar models when a holiday calendar is configured. The ensemble averages the
@@ -186,10 +189,12 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
                                config.season_lengths[0])
     scores = pd.concat([scores, ensemble_scores], ignore_index=True)
     names = bt.model_names(forecasts)
-    calibrations = calibration.fit_calibrations(forecasts, names)
-    forecasts = calibration.calibrate_forecasts(forecasts, calibrations)
+    # The artifact's intervals learn from every fold; each fold's, from the folds finished before it.
+    calibrations = calibration.served_calibrations(forecasts, names)
+    calibrated, forecasts = calibration.calibrate_by_fold(forecasts, names)
     raw = {f"coverage_{lv}": f"raw_coverage_{lv}" for lv in DEFAULT_LEVELS}
     scores = pd.concat([scores.assign(metric=scores["metric"].replace(raw)),
+                        calibration.fold_coverage(calibrated, names, metric="calibrated_coverage"),
                         calibration.fold_coverage(forecasts, names)], ignore_index=True)
     return Comparison(config, forecasts, timings, scores, selected, members, candidates,
                       conditional=[m.name for m in models if m.conditional],
@@ -204,23 +209,25 @@ def notes_markdown(*comparisons: Comparison, settings_notes: Sequence[str] = ())
 
 
 def interval_coverage(comparison: Comparison) -> pd.DataFrame:
-    """Nominal against achieved coverage per model and level.
+    """Nominal against achieved coverage per model and level on the evaluation folds.
 
-    Columns: ``factor`` and ``method`` of the calibration (learnt on the selection folds);
-    ``raw`` and ``calibrated``: share of evaluation-fold actual values inside the model's own
-    and the calibrated interval; ``calibrated, selection folds``: the same on the folds the
-    factor was learnt on (near nominal by construction). Rows in leaderboard order.
+    Columns: ``raw``, ``calibrated`` and ``served``: share of evaluation-fold actual values
+    inside the model's own interval, the conformal one (each fold calibrated on the folds
+    finished before it) and the one chosen at each cutoff; ``served now`` and ``factor``: what
+    the artifact serves, learnt on every fold (``calibrated`` or ``model's own``). Rows in
+    leaderboard order.
     """
     board = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)
-    on_selection = bt.leaderboard(comparison.scores, comparison.selection_cutoffs)
     rows = []
     for model in board.index:
         for lv in DEFAULT_LEVELS:
             fitted = comparison.calibrations[model][lv]
-            rows.append({"model": model, "nominal": lv / 100, "method": fitted.method, "factor": fitted.factor,
+            rows.append({"model": model, "nominal": lv / 100,
                          "raw": board.loc[model, f"raw_coverage_{lv}"],
-                         "calibrated": board.loc[model, f"coverage_{lv}"],
-                         "calibrated, selection folds": on_selection.loc[model, f"coverage_{lv}"]})
+                         "calibrated": board.loc[model, f"calibrated_coverage_{lv}"],
+                         "served": board.loc[model, f"coverage_{lv}"],
+                         "served now": "model's own" if fitted.method == "model" else "calibrated",
+                         "factor": fitted.factor})
     return pd.DataFrame(rows).set_index(["model", "nominal"])
 
 
@@ -290,13 +297,13 @@ def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str
 
 
 METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "raw_coverage_80", "raw_coverage_95",
-           "directional_accuracy"]
+           "calibrated_coverage_80", "calibrated_coverage_95", "directional_accuracy"]
 
 
 def selection_record(comparison: Comparison) -> dict:
     """What the final fit needs: the config, the choice, every model's evaluation metrics
-    (``coverage_*`` of the calibrated intervals, ``raw_coverage_*`` of the models' own) and the
-    interval calibration learnt on the selection folds."""
+    (``coverage_*`` of the served intervals, ``calibrated_coverage_*`` of the conformal ones,
+    ``raw_coverage_*`` of the models' own) and the interval calibration to serve."""
     board = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)
     return {
         "config": config_dict(comparison.config), "selected": comparison.selected, "members": comparison.members,
@@ -310,7 +317,7 @@ def selection_record(comparison: Comparison) -> dict:
 def calibration_metadata(record: dict) -> dict:
     """The artifact's description of its interval calibration, from a selection record."""
     return {"method": calibration.METHOD, "reference": calibration.REFERENCE,
-            "learnt_on": "selection folds", "selection_cutoffs": record["selection_cutoffs"],
+            "learnt_on": "every backtest fold", "selection_cutoffs": record["selection_cutoffs"],
             "levels": list(DEFAULT_LEVELS)}
 
 
@@ -364,10 +371,11 @@ def justification(comparison: Comparison) -> str:
         f"{len(comparison.evaluation_cutoffs)} later evaluation folds, which played no part in the choice, its RMSE is "
         f"{board.loc[chosen, 'rmse']:.3g} against {board.loc[base, 'rmse']:.3g} for seasonal naive "
         f"(ratio {ratio:.3f}); its margin over the best baseline ({best_baseline}) is {margin:+.1%}.",
-        f"Its 80% and 95% intervals, calibrated on the selection folds, covered "
-        f"{board.loc[chosen, 'calibrated coverage_80']:.0%} and {board.loc[chosen, 'calibrated coverage_95']:.0%} "
-        f"of the actual values (its own intervals: {evaluation.loc[chosen, 'raw_coverage_80']:.0%} and "
-        f"{evaluation.loc[chosen, 'raw_coverage_95']:.0%}); it got the direction of change right "
+        f"Its served 80% and 95% intervals covered {board.loc[chosen, 'served coverage_80']:.0%} and "
+        f"{board.loc[chosen, 'served coverage_95']:.0%} of the actual values (its own intervals: "
+        f"{evaluation.loc[chosen, 'raw_coverage_80']:.0%} and {evaluation.loc[chosen, 'raw_coverage_95']:.0%}; "
+        f"calibrated on the folds finished before each cutoff: {evaluation.loc[chosen, 'calibrated_coverage_80']:.0%} "
+        f"and {evaluation.loc[chosen, 'calibrated_coverage_95']:.0%}); it got the direction of change right "
         f"{board.loc[chosen, 'directional_accuracy']:.0%} of the time; a fit and forecast took a median "
         f"{board.loc[chosen, 'median fit+predict s']:.2f} s.",
         f"The ensemble of {', '.join(comparison.members)} reached RMSE {board.loc['ensemble', 'rmse']:.3g} "
@@ -376,14 +384,15 @@ def justification(comparison: Comparison) -> str:
     if ratio > 0.9:
         text.append("The selected model is **not** 10% better than seasonal naive on this series: the simple "
                     "weekly benchmark is hard to beat without outside information.")
-    short = [lv for lv in DEFAULT_LEVELS if board.loc[chosen, f"calibrated coverage_{lv}"] < lv / 100 - SHORTFALL]
-    if short:
+    off = [lv for lv in DEFAULT_LEVELS if abs(board.loc[chosen, f"served coverage_{lv}"] - lv / 100) > SHORTFALL]
+    if off:
         selection_rmse = bt.leaderboard(comparison.scores, comparison.selection_cutoffs).loc[chosen, "rmse"]
-        text.append(f"Its calibrated {' and '.join(f'{lv}%' for lv in short)} intervals cover **less than they "
-                    f"claim** on the evaluation folds. The calibration factors were learnt on the selection folds, "
-                    f"where its RMSE was {selection_rmse:.3g} against {board.loc[chosen, 'rmse']:.3g} on the "
-                    "evaluation folds: the later errors are not like the earlier ones (another season, for "
-                    "example), which conformal calibration assumes.")
+        text.append(f"Its served {' and '.join(f'{lv}%' for lv in off)} intervals **do not cover what they "
+                    f"claim** (within {SHORTFALL:.0%}) on the evaluation folds. Its RMSE was {selection_rmse:.3g} on "
+                    f"the selection folds against {board.loc[chosen, 'rmse']:.3g} on the evaluation folds: when later "
+                    "errors are not like the earlier ones (another season, for example), no interval learnt from "
+                    "the past holds its level, and conformal calibration assumes they are alike. Read the bands "
+                    "with the coverage table below.")
     if comparison.conditional:
         best = min(comparison.conditional, key=lambda m: board.loc[m, "rmse"])
         text.append(f"With the observed temperature of the forecast days, {best} reaches RMSE "
@@ -394,7 +403,7 @@ def justification(comparison: Comparison) -> str:
 
 
 def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
-    """Forecast against actual on the last fold, one panel per model, calibrated 80% and 95% bands."""
+    """Forecast against actual on the last fold, one panel per model, served 80% and 95% bands."""
     from plotly.subplots import make_subplots
 
     models = models or [m for m in comparison.leaderboard().index]
@@ -408,7 +417,7 @@ def plot_last_fold(comparison: Comparison, models: list[str] | None = None):
                             hoverinfo="skip", row=i, col=1)
         fig.add_scatter(x=last["ds"], y=last[m], line=dict(color="#1f77b4"), showlegend=False, row=i, col=1)
         fig.add_scatter(x=last["ds"], y=last["y"], line=dict(color="black", dash="dot"), showlegend=False, row=i, col=1)
-    fig.update_layout(title="Last fold: forecast (blue, calibrated 80/95% bands) against actual (dotted)",
+    fig.update_layout(title="Last fold: forecast (blue, served 80/95% bands) against actual (dotted)",
                       height=170 * len(models) + 80, margin=dict(t=70, b=30, l=60, r=20))
     return fig
 
