@@ -171,6 +171,7 @@ class Settings:
     max_horizon: int
     warehouse_backend: Literal["duckdb", "snowflake"]
     warehouse_path: Path
+    warehouse_wait_seconds: float
     products: Path
     reports: Path
     profile: str
@@ -247,6 +248,7 @@ class Settings:
             hourly_models=_models(raw, "hourly_models"),
             warehouse_backend=backend,  # type: ignore[arg-type]
             warehouse_path=resolve(_required_text(raw, "warehouse_path")),
+            warehouse_wait_seconds=_number(raw, "warehouse_wait_seconds", 0, 3600),
             products=resolve(_required_text(raw, "products")),
             reports=resolve(_required_text(raw, "reports")),
             profile=_required_text(raw, "profile"),

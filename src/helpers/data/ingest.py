@@ -34,7 +34,7 @@ from pandas.tseries.offsets import Tick
 from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.core.provenance import file_sha256, new_run_id, utc_now
 from helpers.data.quality import ROW_KINDS, DataQualityError, SeriesSpec, ValidationResult, read_source, validate
-from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseError
+from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseBusy, WarehouseError
 
 
 @dataclass
@@ -201,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataQualityError, ValueError) as exc:
         print(f"error: {exc}\nnothing was loaded; the warehouse is unchanged.", file=sys.stderr)
         return 2
+    except WarehouseBusy as exc:
+        print(f"warehouse busy: {exc}", file=sys.stderr)
+        return 3
     except WarehouseError as exc:
-        print(f"warehouse error: {exc}\nthe load was rolled back.", file=sys.stderr)
+        print(f"warehouse error: {exc}\nwhatever of this load had started was rolled back; the warehouse holds "
+              "what it held before.", file=sys.stderr)
         return 3
     print(report.summary())
     if report_path:

@@ -1,7 +1,7 @@
 """The warehouse: one interface over DuckDB (default) and Snowflake, with the project's SQL."""
 
 from helpers.warehouse.client import (
-    MEASURES, STAGE_TABLES, TABLE_COLUMNS, Warehouse, WarehouseError, sql_statements,
+    MEASURES, STAGE_TABLES, TABLE_COLUMNS, Warehouse, WarehouseBusy, WarehouseError, sql_statements,
 )
 
-__all__ = ["MEASURES", "STAGE_TABLES", "TABLE_COLUMNS", "Warehouse", "WarehouseError", "sql_statements"]
+__all__ = ["MEASURES", "STAGE_TABLES", "TABLE_COLUMNS", "Warehouse", "WarehouseBusy", "WarehouseError", "sql_statements"]

@@ -19,7 +19,10 @@ Snowflake credentials come from the environment or the user's
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +79,64 @@ _TIMESTAMP_COLUMNS = ("ts", "started_at", "finished_at", "quarantined_at", "upda
 
 class WarehouseError(RuntimeError):
     """The warehouse could not be reached or a statement failed; the message says which."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process held the DuckDB file for longer than the wait allowed; nothing was done."""
+
+
+#: Seconds to wait for another process's lock on the DuckDB file (setting ``warehouse_wait_seconds``).
+DEFAULT_WAIT_SECONDS = 60.0
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(message: str) -> str | None:
+    """``"PID 123 (python -m helpers.app.pipeline build)"`` from DuckDB's lock-conflict message,
+    or None when the message is not a lock conflict."""
+    match = _LOCK_HOLDER.search(message)
+    if not match:
+        return None
+    pid = match["pid"]
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:  # gone already, or no /proc: the program DuckDB named
+        command = match["program"]
+    return f"PID {pid} ({command or match['program']})"
+
+
+def _connect_duckdb(path: Path, read_only: bool, wait_seconds: float, say: Callable[[str], None] | None) -> Any:
+    """``duckdb.connect``, waiting while another process holds the file.
+
+    DuckDB lets one process write a file, or any number read it, never both: a connection
+    that finds the file locked fails at once. This retries with a growing pause (50 ms up to
+    1 s) for ``wait_seconds``, says once that it is waiting and for whom, then raises
+    :class:`WarehouseBusy` naming the holder. Other errors are not retried.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + wait_seconds
+    pause, waiting = 0.05, False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            holder = lock_holder(str(exc))
+            if holder is None:
+                raise WarehouseError(f"cannot open DuckDB warehouse {path}: {exc}") from exc
+            if time.monotonic() + pause > deadline:
+                raise WarehouseBusy(
+                    f"the warehouse {path} is in use by {holder} and stayed so for {wait_seconds:g} s; nothing was "
+                    "done. Run again when it has finished, or wait longer (set warehouse_wait_seconds in env.yaml "
+                    "or HELPERS_WAREHOUSE_WAIT_SECONDS)") from exc
+            if not waiting:
+                (say or _to_stderr)(f"waiting up to {wait_seconds:g} s for the warehouse {path}: in use by {holder}")
+                waiting = True
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _render_template(text: str, slots: dict[str, Any]) -> str:
@@ -143,8 +204,13 @@ class Warehouse:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, backend: str = "duckdb", path: str | Path | None = None, read_only: bool = False) -> Warehouse:
-        """Connect and make sure the schema exists (except read-only DuckDB connections)."""
+    def open(cls, backend: str = "duckdb", path: str | Path | None = None, read_only: bool = False,
+             wait_seconds: float = DEFAULT_WAIT_SECONDS, say: Callable[[str], None] | None = None) -> Warehouse:
+        """Connect and make sure the schema exists (except read-only DuckDB connections).
+
+        A DuckDB file another process holds is waited for, up to ``wait_seconds`` (see
+        :func:`_connect_duckdb`); ``say`` gets the one line saying so (default: stderr).
+        """
         if backend == "duckdb":
             import duckdb
 
@@ -156,11 +222,7 @@ class Warehouse:
                     f"no warehouse at {path}: run the ingest first (make run, or python -m helpers.data.ingest)"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = duckdb.connect(str(path), read_only=read_only)
-            except duckdb.Error as exc:
-                raise WarehouseError(f"cannot open DuckDB warehouse {path}: {exc}") from exc
-            warehouse = cls(conn, "duckdb", str(path))
+            warehouse = cls(_connect_duckdb(path, read_only, wait_seconds, say), "duckdb", str(path))
         elif backend == "snowflake":
             import snowflake.connector
 
@@ -182,7 +244,8 @@ class Warehouse:
 
     @classmethod
     def from_settings(cls, settings: Settings, read_only: bool = False) -> Warehouse:
-        return cls.open(settings.warehouse_backend, settings.warehouse_path, read_only=read_only)
+        return cls.open(settings.warehouse_backend, settings.warehouse_path, read_only=read_only,
+                        wait_seconds=settings.warehouse_wait_seconds)
 
     def close(self) -> None:
         self._conn.close()
