@@ -79,3 +79,42 @@ def chromium(url: str, profile_dir: Path, *args: str, timeout: int = 120) -> str
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+NOBODY = 65534
+
+
+def run_as_nobody(fn) -> tuple[int, str]:
+    """Call ``fn()`` in a forked child that runs as the user ``nobody``; its exit code (``fn``'s
+    return value, 99 for an exception) and what it wrote to stderr (the traceback, if any).
+
+    The test process must run as root (only root can switch user); the modules already
+    imported are shared, so the child needs to read nothing but the files under test.
+    """
+    import os
+    import sys
+    import traceback
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 98
+        try:
+            os.close(read_end)
+            sys.stderr = os.fdopen(write_end, "w")
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            code = fn()
+        except BaseException:
+            traceback.print_exc()
+            code = 99
+        finally:
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        err = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err
+

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from helpers.app import service
 from helpers.forecast import artifact
-from tests.support import artifact_payload
+from tests.support import artifact_payload, run_as_nobody
 
 PAYLOAD = artifact_payload(n=30, models=("ets", "holt_winters", "ensemble"))
 
@@ -113,6 +117,48 @@ def test_corrupt_artifact_is_refused(tmp_path, capsys):
     path.write_text(json.dumps(PAYLOAD)[:-20])
     assert service.main(["--artifact", str(path)]) == 2
     assert "corrupt JSON" in capsys.readouterr().err
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder every user may enter (pytest's temp folders are private to their owner)."""
+    path = Path(tempfile.mkdtemp(prefix="helpers-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run the service as another user")
+def test_a_service_running_as_another_user_reads_the_artifact_a_build_wrote(shared_dir):
+    """The artifact had the temporary file's mode 0600: another user's service died on a PermissionError."""
+    old = os.umask(0o022)
+    try:
+        path = artifact.write_artifact(shared_dir / "forecast_artifact.json", PAYLOAD)
+    finally:
+        os.umask(old)
+    code, err = run_as_nobody(lambda: len(service.Forecasts.load(path).models))
+    assert (code, err) == (3, "")
+
+
+def test_an_artifact_the_service_may_not_read_is_refused_with_a_sentence(shared_dir):
+    path = artifact.write_artifact(shared_dir / "forecast_artifact.json", PAYLOAD)
+    if os.geteuid() == 0:  # root reads anything: the service runs as nobody, the file is root's alone
+        path.chmod(0o600)
+        code, err = run_as_nobody(lambda: service.main(["--artifact", str(path)]))
+    else:
+        path.chmod(0o000)
+        code, err = service.main(["--artifact", str(path)]), ""
+    err = err or ""
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert f"error: cannot serve forecasts: {path} cannot be read: permission denied (the file belongs to " in err
+    assert f"make it readable with `chmod a+r {path}` or run as its owner (`make run` writes a new one)." in err
+
+
+def test_a_folder_given_as_the_artifact_is_refused_with_a_sentence(tmp_path, capsys):
+    assert service.main(["--artifact", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: cannot serve forecasts: {tmp_path} is a folder, not a file; give "
+                                       "the path of the file itself (`make run` writes a new one).\n")
 
 
 def test_a_path_with_a_missing_day_is_refused(tmp_path):

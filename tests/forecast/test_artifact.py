@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+
 import pytest
 
 from helpers.forecast import artifact
@@ -15,6 +18,26 @@ def test_round_trip(tmp_path):
     path = artifact.write_artifact(tmp_path / "model" / "artifact.json", _payload())
     assert artifact.load_artifact(path) == _payload()
     assert [p.name for p in path.parent.iterdir()] == ["artifact.json"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_the_artifact_follows_the_umask_so_a_service_of_another_user_can_read_it(tmp_path, mask, mode):
+    """It was written with the temporary file's private mode 0600, whatever the umask."""
+    old = os.umask(mask)
+    try:
+        path = artifact.write_artifact(tmp_path / "artifact.json", _payload())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_an_unreadable_artifact_is_refused_with_a_sentence(tmp_path):
+    folder = tmp_path / "forecast_artifact.json"
+    folder.mkdir()
+    with pytest.raises(artifact.ArtifactError) as info:
+        artifact.load_artifact(folder)
+    assert str(info.value) == (f"{folder} is a folder, not a file; give the path of the file itself "
+                               "(`make run` writes a new one).")
 
 
 def test_failed_write_keeps_the_old_artifact(tmp_path):

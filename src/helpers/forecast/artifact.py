@@ -5,18 +5,20 @@ horizon, with 80% and 95% intervals calibrated on the backtest folds or the mode
 those came closer to their level, and the calibration that made them) and what the report
 shows (each model's cross-validated metrics, with the coverage of the served, the calibrated
 and the model's own intervals), so the two cannot disagree.
-It is written atomically: to a temporary file in the same folder, flushed, then renamed
-over the old one, so a reader sees the old artifact or the new one, never half of one.
+It is written atomically (:func:`helpers.core.files.write_atomic`): to a temporary file in the
+same folder, flushed, then renamed over the old one, so a reader sees the old artifact or the
+new one, never half of one; its mode follows the umask (0644), so a service running as
+another user can read it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from helpers.core.files import unreadable, write_atomic
 
 #: 2: intervals calibrated (``interval_calibration``; per model ``calibration`` and raw coverage in ``cv``).
 #: 3: the served interval may be the model's own (method ``model``); ``cv`` adds ``calibrated_coverage_*``.
@@ -35,21 +37,9 @@ class ArtifactError(RuntimeError):
 
 
 def write_artifact(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Validate ``payload`` and write it atomically to ``path``."""
+    """Validate ``payload`` and write it atomically to ``path``, readable as the umask allows (0644)."""
     validate_artifact(payload, source="the payload to write")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(payload, indent=1, allow_nan=False))
 
 
 def _fail(source: str, problem: str) -> ArtifactError:
@@ -111,4 +101,6 @@ def load_artifact(path: str | Path) -> dict[str, Any]:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(str(path), f"corrupt JSON ({exc})") from exc
+    except OSError as exc:
+        raise ArtifactError(f"{unreadable(path, exc)} (`{BUILD_COMMAND}` writes a new one).") from None
     return validate_artifact(payload, source=str(path))
