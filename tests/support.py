@@ -9,6 +9,8 @@ import pandas as pd
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DQ = FIXTURES / "dq"
+UNREADABLE_FILES = FIXTURES / "unreadable"
+SHORT = FIXTURES / "short"
 
 
 def half_hourly(n: int, start: str = "2014-01-01", seed: int = 0) -> pd.DataFrame:

@@ -22,3 +22,18 @@ def test_command_line_loads_and_refuses(tmp_path, clean_env, monkeypatch, capsys
     assert "missing required columns ['converted']" in capsys.readouterr().err
     monkeypatch.setenv("HELPERS_AB_SCALE", "0.05")
     assert ab_cli.main(["generate"]) == 0
+
+
+def test_unreadable_inputs_are_refused_with_exit_2_and_a_sentence(tmp_path, clean_env, monkeypatch, capsys):
+    """A plan path that is a folder raised IsADirectoryError; a truncated upload EOFError."""
+    from tests.support import UNREADABLE_FILES
+
+    monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "w.duckdb"))
+    good = tmp_path / "upload.csv"
+    file_rows().to_csv(good, index=False)
+    assert ab_cli.main(["load", str(good), "--plan", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"refused: plan file {tmp_path} is a folder, not a file; give the path of the "
+                                       "file itself\n")
+    truncated = UNREADABLE_FILES / "truncated.csv.gz"
+    assert ab_cli.main(["load", str(truncated)]) == 2
+    assert capsys.readouterr().err.startswith(f"refused: {truncated}: the gzip-compressed data is damaged")

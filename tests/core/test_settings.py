@@ -12,6 +12,7 @@ def test_defaults_come_from_env_yaml(clean_env):
     assert settings.source_file == project_root() / "data" / "elecdemand.csv.gz"
     assert settings.warehouse_backend == "duckdb" and settings.target_min == 0.0 and settings.target_max is None
     assert settings.profile == "full"
+    assert settings.encoding == "utf-8"
 
 
 def test_profile_overlays_env_yaml(clean_env):
@@ -92,6 +93,9 @@ def test_the_issue_s_example_message(clean_env):
 
 @pytest.mark.parametrize("key, value, rule", [
     ("series_id", " ", "must not be empty"),
+    ("encoding", "klingon", "must be a text encoding such as utf-8, latin-1 or cp1252"),
+    ("encoding", "base64", "must be a text encoding such as utf-8, latin-1 or cp1252"),  # bytes to bytes
+    ("encoding", "", "must not be empty"),
     ("freq", "fortnightly", "must be a pandas offset alias"),
     ("target_max", "-1", "must not be below target_min"),
     ("hemisphere", "east", "must be south or north"),

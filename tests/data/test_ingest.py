@@ -11,7 +11,8 @@ from helpers.core.settings import load_settings
 from helpers.data.ingest import aggregate_grains, ingest_file, main
 from helpers.data.quality import DataQualityError, SeriesSpec
 from helpers.data.series import window_features
-from tests.support import DQ, half_hourly
+from helpers.warehouse import Warehouse
+from tests.support import DQ, SHORT, UNREADABLE_FILES, half_hourly
 
 
 def _snapshot(warehouse) -> dict[str, pd.DataFrame]:
@@ -150,3 +151,59 @@ def test_default_dataset_ingests_completely(tmp_path, clean_env):
     report = ingest(load_settings(warehouse_path=str(tmp_path / "wh.duckdb")))
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (17520, 17520, 0)
     assert report.counts["gap"] == 0
+
+
+@pytest.mark.parametrize("name", ["truncated.csv.gz", "bit_flipped.csv.gz", "bad_checksum.csv.gz", "not_gzip.csv.gz",
+                                  "empty.csv", "header_only.csv", "corrupt.parquet", "not_parquet.parquet",
+                                  "latin1.csv", "latin1_bom.csv"])
+def test_cli_refuses_every_unreadable_file_with_exit_2_naming_it_and_what_to_do(tmp_path, clean_env, capsys, name):
+    """A truncated .csv.gz (EOFError) and a bit-flipped one (zlib.error) ended in a traceback, exit 1."""
+    path = UNREADABLE_FILES / name
+    warehouse = tmp_path / "wh.duckdb"
+    code = main(["--file", str(path), "--warehouse", str(warehouse)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {path}: ") and err.endswith("\nnothing was loaded; the warehouse is unchanged.\n")
+    assert any(advice in err for advice in ("copy or download the file again", "load a file with a header line",
+                                            "set encoding to the encoding the file is in")), err
+    with Warehouse.open("duckdb", warehouse) as wh:
+        assert set(wh.table_counts().values()) == {0}
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_latin1_file_loads_with_the_encoding_setting(tmp_path, clean_env, monkeypatch, capsys, how):
+    args = ["--file", str(UNREADABLE_FILES / "latin1_bom.csv"), "--series-id", "latin",
+            "--warehouse", str(tmp_path / "wh.duckdb")]
+    if how == "option":
+        args += ["--encoding", "latin-1"]
+    else:
+        monkeypatch.setenv("HELPERS_ENCODING", "latin-1")
+    assert main(args) == 0, capsys.readouterr().err
+    assert "rows read 8 = loaded 8 + quarantined 0" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_unknown_encoding_with_exit_2(tmp_path, clean_env, capsys):
+    code = main(["--file", str(DQ / "clean.csv"), "--encoding", "klingon", "--warehouse", str(tmp_path / "wh.duckdb")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "error: encoding must be a text encoding such as utf-8, latin-1 or cp1252 (set encoding in env.yaml or "
+        "HELPERS_ENCODING), got 'klingon'\n")
+
+
+def test_a_file_with_no_loadable_row_is_refused_and_creates_no_catalog_entry(warehouse, spec):
+    """Eight rows at one timestamp with eight values: all quarantined, and a catalog entry for 0 rows
+    made every analysis fail later with "no raw rows ... its frequency 30min may be coarser"."""
+    path = SHORT / "same_timestamp.csv"
+    with pytest.raises(DataQualityError) as info:
+        ingest_file(path, spec, warehouse)
+    assert str(info.value) == (
+        f"{path}: none of its 8 rows can be loaded: 'timestamp' repeats: 0 exact copies (first row kept), 8 rows "
+        "with conflicting values (all quarantined) (8 rows, e.g. row 1: '2014-01-01 00:00:00'); fix those rows and "
+        "load the file again")
+    assert set(warehouse.table_counts().values()) == {0}
+    assert warehouse.query("select_catalog", ["fixture"]).empty
+
+
+def test_identical_rows_at_one_timestamp_load_one_row(warehouse, spec):
+    report = ingest_file(SHORT / "same_timestamp_copies.csv", spec, warehouse)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (8, 1, 7)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from helpers.data.quality import (
     read_source,
     validate,
 )
-from tests.support import DQ
+from tests.support import DQ, UNREADABLE_FILES
 
 # fixture -> (kind, column, rows flagged, rows loaded, rows quarantined)
 EXPECTED = {
@@ -169,7 +171,7 @@ def test_parquet_input_with_typed_columns(tmp_path, spec):
 
 @pytest.mark.parametrize("content, message", [
     (None, "file not found"),
-    (b"", "cannot be read"),
+    (b"", "the file is empty"),
     (b"timestamp,demand\n", "no data rows"),
 ])
 def test_unreadable_files_are_rejected(tmp_path, spec, content, message):
@@ -178,6 +180,73 @@ def test_unreadable_files_are_rejected(tmp_path, spec, content, message):
         path.write_bytes(content)
     with pytest.raises(DataQualityError, match=message):
         read_source(path)
+
+
+DAMAGED_GZIP = r"the gzip-compressed data is damaged \({}\); copy or download the file again \(`gzip -t {}` checks a copy\)"
+NOT_THE_ENCODING = (r"\(byte 0xe9 on line 2 cannot be decoded\); set encoding to the encoding the file is in, for example "
+                    r"latin-1 or cp1252 \(set encoding in env\.yaml or HELPERS_ENCODING, or --encoding\), or save the "
+                    r"file as UTF-8")
+#: fixture in tests/fixtures/unreadable -> what read_source says after "<path>: " (a regular expression)
+UNREADABLE = {
+    "truncated.csv.gz": DAMAGED_GZIP.format("Compressed file ended before the end-of-stream marker was reached: "
+                                            "the file was cut short", ".*truncated.csv.gz"),
+    "bit_flipped.csv.gz": DAMAGED_GZIP.format("Error -3 while decompressing data: .*", ".*bit_flipped.csv.gz"),
+    "bad_checksum.csv.gz": DAMAGED_GZIP.format("CRC check failed 0x[0-9a-f]+ != 0x[0-9a-f]+", ".*bad_checksum.csv.gz"),
+    "not_gzip.csv.gz": (r"named \.gz but not gzip-compressed \(it starts with b'ti'\); rename it to end in \.csv if it is "
+                        r"plain text, or copy or download the file again"),
+    "empty.csv": (r"the file is empty \(no header line, no rows\); load a file with a header line and at least one "
+                  r"row below it"),
+    "header_only.csv": (r"the file has no data rows \(columns found: \['timestamp', 'demand', 'temperature', "
+                        r"'workday'\]\); load a file with a header line and at least one row below it"),
+    "corrupt.parquet": (r"not a readable Parquet file \(\d+ bytes; .*\); it was probably cut short or is not Parquet: "
+                        r"copy or download the file again, or write it again \(pandas: DataFrame.to_parquet\)"),
+    "not_parquet.parquet": r"not a readable Parquet file \(293 bytes; .*magic bytes not found.*\); it was probably cut short.*",
+    "latin1.csv": r"the text is not utf-8 " + NOT_THE_ENCODING,
+    "latin1.csv.gz": r"the text is not utf-8 " + NOT_THE_ENCODING,
+    "latin1_bom.csv": r"it starts with a UTF-8 byte-order mark but is not UTF-8 " + NOT_THE_ENCODING,
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_a_file_that_cannot_be_read_is_refused_naming_it_the_reason_and_what_to_do(name):
+    """Truncated and bit-flipped gzip files raised EOFError and zlib.error; the rest said only
+    "cannot be read as a table" with the library's words."""
+    path = UNREADABLE_FILES / name
+    with pytest.raises(DataQualityError) as info:
+        read_source(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert re.fullmatch(UNREADABLE[name], message.removeprefix(f"{path}: ")), message
+
+
+@pytest.mark.parametrize("name, encoding", [
+    ("latin1.csv", "latin-1"), ("latin1.csv", "cp1252"), ("latin1.csv.gz", "latin-1"),
+    ("latin1_bom.csv", "latin-1"),  # a UTF-8 mark on Latin-1 text: the setting decides, the mark is dropped
+    ("utf8_bom.csv", "utf-8"), ("utf8_bom.csv", "latin-1"),  # a mark wins over the setting
+    ("utf16.csv", "utf-8"), ("utf16.csv", "latin-1"),
+])
+def test_encodings_read_with_the_setting_or_their_byte_order_mark(name, encoding):
+    frame = read_source(UNREADABLE_FILES / name, encoding)
+    assert list(frame.columns) == ["timestamp", "demand", "temperature", "workday", "note"]
+    assert frame["note"].tolist() == ["été à Zürich"] * 8
+    assert frame["demand"].iloc[0] == "3.91"
+
+
+def test_byte_order_marks():
+    from helpers.data.quality import byte_order_mark
+
+    assert byte_order_mark(codecs.BOM_UTF8 + b"a") == "utf-8-sig"
+    assert byte_order_mark(codecs.BOM_UTF16_LE + b"a\x00") == "utf-16"
+    assert byte_order_mark(codecs.BOM_UTF16_BE) == "utf-16"
+    assert byte_order_mark(codecs.BOM_UTF32_LE) == "utf-32"  # not taken for UTF-16 LE, whose mark it begins with
+    assert byte_order_mark(b"time") is None
+
+
+def test_a_folder_named_like_a_csv_is_refused_with_a_sentence(tmp_path):
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(DataQualityError, match=f"^{re.escape(str(folder))} is a folder, not a file; give the path"):
+        read_source(folder)
 
 
 def test_unsupported_file_type(tmp_path):

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                         raise ExperimentConfigError(f"--control {item!r} must be EXPERIMENT=VARIANT")
                     plan = plans.get(experiment_id) or ExperimentPlan(experiment_id)
                     plans[experiment_id] = replace(plan, control=control)
-                report = load_experiments(warehouse, read_source(args.file), args.file, plans)
+                report = load_experiments(warehouse, read_source(args.file, settings.encoding), args.file,
+                                          plans)
     except (DataQualityError, ExperimentConfigError, ConfigError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

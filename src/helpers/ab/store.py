@@ -17,6 +17,7 @@ import pandas as pd
 from helpers.ab.simulation import generate
 from helpers.ab.validation import validate_experiments
 from helpers.core.experiment_specs import ExperimentConfigError, ExperimentPlan, ExperimentSpec, parse_plans, parse_specs
+from helpers.core.files import unreadable
 from helpers.core.provenance import new_run_id, utc_now
 from helpers.data.quality import DataQualityError, read_source
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
@@ -162,7 +163,7 @@ def load_configured(warehouse: Warehouse, settings) -> list[ExperimentLoad]:
     if settings.ab_source_file:
         source = str(settings.ab_source_file)
         plans = read_plans(settings.ab_plan_file) if settings.ab_plan_file else {}
-        loads.append(load_experiments(warehouse, read_source(source), source, plans))
+        loads.append(load_experiments(warehouse, read_source(source, settings.encoding), source, plans))
     return loads
 
 
@@ -171,4 +172,11 @@ def read_plans(path: str | Path) -> dict[str, ExperimentPlan]:
     path = Path(path)
     if not path.exists():
         raise ExperimentConfigError(f"plan file {path} not found (setting ab_plan_file, or --plan)")
-    return parse_plans(path.read_text(encoding="utf-8"), f"plan file {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ExperimentConfigError(f"plan file {unreadable(path, exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentConfigError(f"plan file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                    "save it as UTF-8") from None
+    return parse_plans(text, f"plan file {path}")

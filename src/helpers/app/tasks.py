@@ -29,7 +29,7 @@ def experiment_ids() -> list[str]:
     settings = load_settings()
     ids = [spec.experiment_id for spec in parse_specs(settings.ab_experiments)]
     if settings.ab_source_file:
-        frame = read_source(settings.ab_source_file)
+        frame = read_source(settings.ab_source_file, settings.encoding)
         if "experiment_id" in frame:
             valid = validate_experiments(frame, str(settings.ab_source_file)).clean
             ids += [e for e in sorted(valid["experiment_id"].unique()) if e not in ids]
@@ -38,7 +38,7 @@ def experiment_ids() -> list[str]:
 
 def ingest_task(product: Any, resources_: dict[str, str], series_id: str, source_file: str, timestamp_col: str,
                 target_col: str, temperature_col: str, workday_col: str, freq: str, target_min: str,
-                target_max: str, warehouse_backend: str, warehouse_path: str) -> None:
+                target_max: str, warehouse_backend: str, warehouse_path: str, encoding: str | None = None) -> None:
     """Validate and load the source file; write the run report (JSON) as the product.
 
     The parameters are the settings keys from ``env.yaml``; ``resources_`` names the source
@@ -48,6 +48,7 @@ def ingest_task(product: Any, resources_: dict[str, str], series_id: str, source
         series_id=series_id, source_file=source_file, timestamp_col=timestamp_col, target_col=target_col,
         temperature_col=temperature_col, workday_col=workday_col, freq=freq, target_min=target_min,
         target_max=target_max, warehouse_backend=warehouse_backend, warehouse_path=warehouse_path,
+        encoding=encoding,
     )
     report = ingest(settings)
     path = Path(str(product))

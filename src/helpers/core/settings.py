@@ -130,6 +130,16 @@ def _frequency(raw: dict[str, Any]) -> str:
     return freq
 
 
+def _encoding(raw: dict[str, Any]) -> str:
+    """A text encoding Python knows (``codecs``); bytes-to-bytes codecs such as base64 are refused."""
+    name = _required_text(raw, "encoding")
+    try:
+        "".encode(name)
+    except LookupError:
+        raise fail("encoding", "must be a text encoding such as utf-8, latin-1 or cp1252", raw["encoding"]) from None
+    return name
+
+
 def check_calendar(country: str, subdiv: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
     import holidays
@@ -149,6 +159,7 @@ class Settings:
 
     series_id: str
     source_file: Path
+    encoding: str
     timestamp_col: str
     target_col: str
     temperature_col: str | None
@@ -233,6 +244,7 @@ class Settings:
         return cls(
             series_id=_required_text(raw, "series_id"),
             source_file=resolve(_required_text(raw, "source_file")),
+            encoding=_encoding(raw),
             timestamp_col=_required_text(raw, "timestamp_col"),
             target_col=_required_text(raw, "target_col"),
             temperature_col=_text(raw, "temperature_col"),

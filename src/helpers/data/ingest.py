@@ -2,8 +2,9 @@
 
 Order of work, chosen so that a failure never leaves the warehouse half-changed:
 
-1. read and validate the file (:mod:`helpers.data.quality`); a missing required column stops here,
-   before anything touches the warehouse;
+1. read and validate the file (:mod:`helpers.data.quality`); a file that cannot be read, a
+   missing required column or a file with no loadable row stops here, before anything
+   touches the warehouse;
 2. stage clean rows, quarantined rows, the run's stats row and the catalog entry in
    session-temporary tables;
 3. in one transaction: upsert raw rows on ``(series_id, ts)``, rebuild the series' hourly
@@ -110,12 +111,25 @@ def _stage_frames(result: ValidationResult, spec: SeriesSpec, run_id: str, sourc
     return raw, quarantine
 
 
-def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None) -> IngestReport:
-    """Validate ``path`` and load it into ``warehouse``; see the module docstring for the order."""
+def refuse_empty_load(result: ValidationResult) -> None:
+    """Raise :class:`DataQualityError` when no row of the file can be loaded, naming why."""
+    if not result.clean.empty:
+        return
+    reasons = "; ".join(f"{f.message} ({f.n_rows} rows, e.g. {f.examples[0]})" if f.examples else f.message
+                        for f in result.findings if f.kind in ROW_KINDS)
+    raise DataQualityError(f"{result.source}: none of its {result.rows_read} rows can be loaded: {reasons}; "
+                           "fix those rows and load the file again")
+
+
+def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None,
+                encoding: str = "utf-8") -> IngestReport:
+    """Validate ``path`` (text in ``encoding`` unless a byte-order mark says otherwise) and load
+    it into ``warehouse``; see the module docstring for the order."""
     started = utc_now()
     run_id = run_id or new_run_id(started)
     source = str(path)
-    result = validate(read_source(path), spec, source)  # raises before any write
+    result = validate(read_source(path, encoding), spec, source)  # raises before any write
+    refuse_empty_load(result)
     sha = file_sha256(path)
     raw, quarantine = _stage_frames(result, spec, run_id, source, started)
     grains = aggregate_grains(spec.freq)
@@ -164,7 +178,7 @@ def ingest(settings: Settings, run_id: str | None = None) -> IngestReport:
     """Ingest ``settings.source_file`` into the configured warehouse."""
     spec = SeriesSpec.from_settings(settings)
     with Warehouse.from_settings(settings) as warehouse:
-        return ingest_file(settings.source_file, spec, warehouse, run_id=run_id)
+        return ingest_file(settings.source_file, spec, warehouse, run_id=run_id, encoding=settings.encoding)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     options = {
         "--file": ("source_file", "CSV (.csv, .csv.gz) or Parquet file"),
+        "--encoding": ("encoding", "text encoding of a CSV without a byte-order mark (default utf-8; e.g. latin-1)"),
         "--series-id": ("series_id", "key of the series in the warehouse"),
         "--timestamp-col": ("timestamp_col", "column with ISO 8601 timestamps"),
         "--target-col": ("target_col", "numeric column to analyse and forecast"),

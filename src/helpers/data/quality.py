@@ -20,6 +20,9 @@ Row-level (the row is quarantined, with every reason that applies):
 
 File-level (reported, nothing quarantined):
 
+- the file cannot be read (missing, not readable, damaged compression, not in the
+  ``encoding`` setting, corrupt Parquet, empty, no data rows): :func:`read_source` rejects it
+  with the file, the reason and what to do;
 - ``missing_column``: a required column is absent; the whole file is rejected;
 - ``out_of_order``: rows whose timestamp is earlier than one above them; rows are sorted;
 - ``gap``: expected timestamps absent from the clean rows, as runs with their lengths.
@@ -27,7 +30,13 @@ File-level (reported, nothing quarantined):
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import gzip
 import json
+import lzma
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +46,8 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset, Tick
 
-from helpers.core.settings import Settings
+from helpers.core.files import unreadable
+from helpers.core.settings import Settings, where
 
 ROW_KINDS = (
     "missing_value",
@@ -147,26 +157,151 @@ class ValidationResult:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_source(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (optionally compressed) or Parquet file; CSV cells stay text for checking."""
+#: Byte-order marks, longest first (the UTF-32 LE mark begins with the UTF-16 LE one).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BOM_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-32": "UTF-32"}
+#: Compression by suffix, as pandas infers it: name, the bytes such a file starts with, the command
+#: that tests one.
+COMPRESSIONS = {".gz": ("gzip", b"\x1f\x8b", "gzip -t"), ".bz2": ("bzip2", b"BZh", "bzip2 -t"),
+                ".xz": ("xz", b"\xfd7zXZ\x00", "xz -t"), ".zip": ("zip", b"PK", "unzip -t")}
+#: What a damaged compressed stream raises (``OSError`` too: ``BadGzipFile``, bz2's "Invalid data stream").
+DAMAGED = (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, OSError)
+NEW_COPY = "copy or download the file again"
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+def _open_decompressed(path: Path, compression: str | None) -> Any:
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    if compression == "bzip2":
+        return bz2.open(path, "rb")
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    if compression == "zip":
+        archive = zipfile.ZipFile(path)
+        names = archive.namelist()
+        if not names:
+            raise zipfile.BadZipFile("the archive holds no file")
+        return archive.open(names[0])
+    return open(path, "rb")
+
+
+def byte_order_mark(head: bytes) -> str | None:
+    """The encoding named by the byte-order mark ``head`` starts with (``utf-8-sig``, ``utf-16``,
+    ``utf-32``), or ``None``."""
+    return next((name for mark, name in BOMS if head.startswith(mark)), None)
+
+
+def _undecodable_line(path: Path, kind: str | None, encoding: str) -> int | None:
+    """The number of the first line of ``path`` that is not text in ``encoding``."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with _open_decompressed(path, kind) as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _decode_problem(path: Path, kind: str | None, exc: UnicodeDecodeError, encoding: str, bom: str | None) -> str:
+    what = (f"it starts with a {BOM_NAMES[bom]} byte-order mark but is not {BOM_NAMES[bom]}" if bom
+            else f"the text is not {encoding}")
+    byte = exc.object[exc.start:exc.start + 1].hex()
+    line = _undecodable_line(path, kind, encoding)
+    return (f"{path}: {what} (byte 0x{byte}{f' on line {line}' if line else ''} cannot be decoded); set encoding to the "
+            f"encoding the file is in, for example latin-1 or cp1252 ({where('encoding')}, or --encoding), "
+            "or save the file as UTF-8")
+
+
+def read_source(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a CSV (optionally compressed) or Parquet file; CSV cells stay text for checking.
+
+    A CSV's byte-order mark, if it has one, gives its encoding (UTF-8, UTF-16, UTF-32);
+    otherwise it is read as ``encoding``. A UTF-8 mark on text that is not UTF-8 (a Latin-1
+    file saved with a mark) is read as ``encoding`` when that is not UTF-8.
+
+    Raises :class:`DataQualityError` naming the file, the reason and what to do when the
+    file is missing, unreadable, of an unknown type, damaged, not in the encoding, empty or
+    without data rows.
+    """
     path = Path(path)
     if not path.exists():
         raise DataQualityError(f"{path}: file not found")
     suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".parquet":
+        frame = _read_parquet(path)
+    elif ".csv" in suffixes:
+        frame = _read_csv(path, COMPRESSIONS.get(suffixes[-1]), encoding)
+    else:
+        raise DataQualityError(f"{path}: unsupported file type; use .csv, .csv.gz (or .bz2/.zip/.xz) or .parquet")
+    if frame.empty:
+        raise DataQualityError(f"{path}: the file has no data rows (columns found: {[str(c) for c in frame.columns]});"
+                               " load a file with a header line and at least one row below it")
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        if suffixes and suffixes[-1] == ".parquet":
-            frame = pd.read_parquet(path)
-        elif ".csv" in suffixes:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-        else:
-            raise DataQualityError(f"{path}: unsupported file type; use .csv, .csv.gz (or .bz2/.zip/.xz) or .parquet")
+        return pd.read_parquet(path)
+    except (PermissionError, IsADirectoryError) as exc:
+        raise DataQualityError(unreadable(path, exc)) from None
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        size = path.stat().st_size
+        raise DataQualityError(
+            f"{path}: not a readable Parquet file ({size} bytes; {exc}); it was probably cut short or is not "
+            f"Parquet: {NEW_COPY}, or write it again (pandas: DataFrame.to_parquet)") from None
+
+
+def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: str) -> pd.DataFrame:
+    kind, magic, test_command = compression or (None, b"", "")
+    try:
+        if kind:
+            with open(path, "rb") as raw:
+                start = raw.read(len(magic))
+            if start != magic:
+                raise DataQualityError(
+                    f"{path}: named {path.suffix} but not {kind}-compressed (it starts with {start!r}); rename it "
+                    f"to end in .csv if it is plain text, or {NEW_COPY}")
+        with _open_decompressed(path, kind) as handle:
+            head = handle.read(4)
+        bom = byte_order_mark(head)
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=bom or encoding)
+        except UnicodeDecodeError as exc:
+            if bom != "utf-8-sig" or _is_utf8(encoding):
+                raise DataQualityError(_decode_problem(path, kind, exc, bom or encoding, bom)) from None
+        # A UTF-8 mark on text that is not UTF-8 (a Latin-1 file saved with one): the setting
+        # decides, and the mark, decoded as that encoding, is dropped from the first column name.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=encoding)
+        mark = codecs.BOM_UTF8.decode(encoding, errors="replace")
+        return frame.rename(columns={frame.columns[0]: str(frame.columns[0]).removeprefix(mark)})
     except DataQualityError:
         raise
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataQualityError(f"{path}: cannot be read as a table: {exc}") from exc
-    if frame.empty:
-        raise DataQualityError(f"{path}: the file has no data rows")
-    return frame
+    except UnicodeDecodeError as exc:  # in the setting's encoding, after a UTF-8 mark
+        raise DataQualityError(_decode_problem(path, kind, exc, encoding, None)) from None
+    except pd.errors.EmptyDataError:
+        what = "holds no text once decompressed" if kind else "is empty"
+        raise DataQualityError(f"{path}: the file {what} (no header line, no rows); "
+                               "load a file with a header line and at least one row below it") from None
+    except pd.errors.ParserError as exc:
+        raise DataQualityError(f"{path}: not a well-formed CSV ({str(exc).strip()}); check that the separator "
+                               "is a comma and that quotes are closed") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise DataQualityError(unreadable(path, exc)) from None
+    except DAMAGED as exc:
+        if not kind:
+            raise DataQualityError(unreadable(path, exc)) from None
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, EOFError):
+            reason = f"{reason}: the file was cut short"
+        raise DataQualityError(
+            f"{path}: the {kind}-compressed data is damaged ({reason}); {NEW_COPY} "
+            f"(`{test_command} {path}` checks a copy)") from None
 
 
 # -- single checks ---------------------------------------------------------------------------
