@@ -122,3 +122,30 @@ def test_covariates_absent(view):
     daily["workday"] = np.nan
     assert list(eda.correlation_features(daily).columns) == ["y", "y_lag_1", "y_lag_7"]
     assert list(eda.summary_statistics(view.assign(temperature=np.nan)).index) == ["y"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda y: eda.stl_decomposition(y, period=7),
+     "STL with period 7 needs at least 14 values (two full cycles), the series has {n}; load a longer series"),
+    (lambda y: eda.mstl_decomposition(y, periods=(24, 168)),
+     "MSTL with periods 24, 168 needs at least 337 values (more than two cycles of 168), the series has {n}; "
+     "load a longer series"),
+    (lambda y: eda.plot_acf_pacf(y, lags=28, title="t"),
+     "ACF/PACF over 28 lags needs at least 58 values (twice the lags plus two, observed), the series has {n}; "
+     "load a longer series"),
+])
+@pytest.mark.parametrize("n", [1, 3, 13])
+def test_a_series_too_short_for_an_analysis_is_refused_naming_its_minimum(call, message, n):
+    """statsmodels decomposed a 3-value series with STL without a word, and MSTL failed with
+    UnboundLocalError: the pipeline's EDA on a 3-row file ended in that traceback."""
+    y = pd.Series(np.arange(n, dtype=float), index=pd.date_range("2020-01-01", periods=n, freq="1D"))
+    with pytest.raises(ValueError) as info:
+        call(y)
+    assert str(info.value) == message.format(n=n)
+
+
+def test_mstl_refuses_a_series_that_holds_the_daily_cycle_but_not_the_weekly_one(view):
+    """Below 337 hours statsmodels dropped the 168-hour period and the notebook's seasonal_168 was missing."""
+    with pytest.raises(ValueError, match="needs at least 337 values"):
+        eda.mstl_decomposition(view.set_index("ds")["y"].iloc[:336], (24, 168))
+    assert "seasonal_168" in eda.mstl_decomposition(view.set_index("ds")["y"].iloc[:337], (24, 168))

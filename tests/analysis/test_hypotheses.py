@@ -140,6 +140,17 @@ def test_short_series_is_not_tested(rng):
     assert row["status"] == "not tested" and "at least 30" in row["interpretation"]
 
 
+def test_a_constant_series_is_not_tested_by_any_hypothesis(rng):
+    """ADF raised "Invalid input, x is constant" and failed the whole hypothesis notebook."""
+    family, registered = hy.load_registry(project_root() / "hypotheses.yaml")
+    frame = _frame(np.full(N, 4.0), x=rng.uniform(0, 10, N), workday=np.arange(N) % 7 < 5)
+    table = hy.run_registry(frame, registered, family["correction"])
+    assert (table["status"] == "not tested").all()
+    needs_y = table[table["interpretation"].str.contains("'y' is 4 on all")]
+    assert len(needs_y) >= 5, table["interpretation"].tolist()
+    assert needs_y["interpretation"].str.fullmatch(rf"Not tested: 'y' is 4 on all {N} days; \S+ needs it to vary\.").all()
+
+
 def test_project_registry_loads():
     family, hypotheses = hy.load_registry(project_root() / "hypotheses.yaml")
     assert family["correction"] == "holm" and len(hypotheses) >= 7

@@ -126,3 +126,36 @@ def test_calibration_learnt_on_calm_folds_is_called_out_when_later_errors_are_la
     coverage = cmp.interval_coverage(comparison).loc[comparison.selected]
     assert (coverage["calibrated"] < coverage.index - 0.05).all()
     assert "do not cover what they claim" in cmp.justification(comparison)
+
+
+def test_min_length_is_the_shortest_series_the_comparison_runs_on():
+    config = cmp.ComparisonConfig.parse("daily", 14, 4, 150, "naive,seasonal_naive", 14)
+    assert config.min_length() == 33  # 4 cutoffs from step 16 (half the series) to 14 steps before its end
+    frame = cmp.prepare_frame(daily_series(n=33).assign(temperature=np.nan, filled=False))
+    comparison = cmp.run_comparison(frame, config)
+    assert len(comparison.selection_cutoffs) == 2 and len(comparison.evaluation_cutoffs) == 2
+    with pytest.raises(ValueError) as info:
+        cmp.run_comparison(frame.iloc[:32], config)
+    assert str(info.value) == (
+        "the daily model comparison needs at least 33 values (4 folds of 14 steps ahead after at least 14 steps of "
+        "training; for a shorter series lower daily_folds or daily_horizon), the series has 32; load a longer series")
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_few_rows_are_refused_naming_the_minimum(n):
+    """A 3-row file failed with "1 points cannot hold 4 folds of horizon 14 after 0 training points"."""
+    config = cmp.ComparisonConfig.parse("hourly", 48, 2, 1440, "naive,seasonal_naive", 28 * 24)
+    frame = cmp.prepare_frame(daily_series(n=n).assign(temperature=np.nan, filled=False))
+    with pytest.raises(ValueError, match=f"^the hourly model comparison needs at least 672 values .*"
+                                                       f"the series has {n}; load a longer series$"):
+        cmp.run_comparison(frame, config)
+
+
+def test_a_constant_series_is_refused():
+    """Every model forecast it exactly; the report's RMSE ratio to seasonal naive divided by zero."""
+    frame = cmp.prepare_frame(daily_series(n=60).assign(y=4.0, temperature=np.nan, filled=False))
+    config = cmp.ComparisonConfig.parse("daily", 7, 4, 20, "naive,seasonal_naive", 14)
+    with pytest.raises(ValueError) as info:
+        cmp.run_comparison(frame, config)
+    assert str(info.value) == ("the daily series is 4 at every step: every model forecasts it exactly, so the model "
+                               "comparison has nothing to compare; load a series that varies")

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 from statsmodels.tsa.seasonal import MSTL, STL
 from statsmodels.tsa.stattools import acf, pacf
 
-from helpers.data.series import DEGREE_DAY_BASE, completeness
+from helpers.data.series import DEGREE_DAY_BASE, completeness, require_length
 
 _LAYOUT = dict(height=380, margin=dict(t=50, b=40, l=60, r=20))
 
@@ -56,14 +56,25 @@ def _components_figure(components: pd.DataFrame, title: str) -> go.Figure:
 
 
 def stl_decomposition(y: pd.Series, period: int) -> pd.DataFrame:
-    """Robust STL (Cleveland et al., 1990): observed, trend, seasonal, remainder."""
+    """Robust STL (Cleveland et al., 1990): observed, trend, seasonal, remainder.
+
+    Needs two full cycles (``2 * period`` values); statsmodels would decompose fewer without a word.
+    """
+    require_length(len(y), 2 * period, f"STL with period {period}", "two full cycles")
     result = STL(y.interpolate(limit_direction="both"), period=period, robust=True).fit()
     return pd.DataFrame({"observed": result.observed, "trend": result.trend, "seasonal": result.seasonal,
                          "remainder": result.resid}, index=y.index)
 
 
 def mstl_decomposition(y: pd.Series, periods: tuple[int, ...]) -> pd.DataFrame:
-    """MSTL (Bandara et al., 2021): one seasonal component per period, e.g. daily and weekly."""
+    """MSTL (Bandara et al., 2021): one seasonal component per period, e.g. daily and weekly.
+
+    Needs more than two cycles of the longest period: statsmodels drops a period of at least
+    half the series (and fails when it drops them all).
+    """
+    longest = max(periods)
+    require_length(len(y), 2 * longest + 1, f"MSTL with periods {', '.join(map(str, periods))}",
+                   f"more than two cycles of {longest}")
     result = MSTL(y.interpolate(limit_direction="both"), periods=periods).fit()
     seasonal = result.seasonal if isinstance(result.seasonal, pd.DataFrame) else result.seasonal.to_frame()
     frame = pd.DataFrame({"observed": result.observed, "trend": result.trend}, index=y.index)
@@ -114,8 +125,12 @@ def plot_correlation_heatmap(features: pd.DataFrame, method: str = "spearman") -
 
 
 def plot_acf_pacf(y: pd.Series, lags: int, title: str) -> go.Figure:
-    """ACF and PACF with 95% bounds for white noise (+-1.96 / sqrt(n))."""
+    """ACF and PACF with 95% bounds for white noise (+-1.96 / sqrt(n)).
+
+    The PACF estimates ``lags`` lags only from a series of more than twice that many values.
+    """
     values = y.dropna().to_numpy()
+    require_length(len(values), 2 * (lags + 1), f"ACF/PACF over {lags} lags", "twice the lags plus two, observed")
     bound = 1.96 / np.sqrt(len(values))
     fig = make_subplots(rows=1, cols=2, subplot_titles=["ACF", "PACF"])
     for col, coefficients in enumerate((acf(values, nlags=lags), pacf(values, nlags=lags, method="ywm")), start=1):

@@ -79,13 +79,18 @@ def daily_frame(view: pd.DataFrame) -> pd.DataFrame:
 
 
 def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], hypothesis_id: str) -> pd.DataFrame:
-    """The complete rows of ``columns``; :class:`NotTestable` when one is absent or fewer than 30 rows remain."""
+    """The complete rows of ``columns``; :class:`NotTestable` when one is absent, fewer than 30
+    rows remain, or a column takes one value on every day (no test can say anything of a constant)."""
     for column in columns:
         if column not in frame.columns or frame[column].notna().sum() == 0:
             raise NotTestable(f"the series has no {column!r} data, which {hypothesis_id} needs")
     data = frame[list(columns)].dropna()
     if len(data) < 30:
         raise NotTestable(f"only {len(data)} complete days; {hypothesis_id} needs at least 30")
+    for column in columns:
+        if data[column].nunique() == 1:
+            raise NotTestable(f"{column!r} is {data[column].iloc[0]:g} on all {len(data)} days; {hypothesis_id} "
+                              "needs it to vary")
     return data
 
 

@@ -35,6 +35,21 @@ class SeriesNotFoundError(LookupError):
     """The warehouse has no such series (or no such aggregate of it)."""
 
 
+class SeriesNotAnalysableError(ValueError):
+    """The series is too short, or constant, for an analysis; the message says what the analysis needs."""
+
+
+def require_length(n: int, minimum: int, analysis: str, why: str) -> None:
+    """Raise :class:`SeriesNotAnalysableError` unless ``n >= minimum`` values are there.
+
+    ``analysis`` names what needs them (``STL with period 7``), ``why`` says why that many
+    (``two full cycles``).
+    """
+    if n < minimum:
+        raise SeriesNotAnalysableError(f"{analysis} needs at least {minimum} values ({why}), the series has {n}; "
+                                       "load a longer series")
+
+
 def series_freq(warehouse: Warehouse, series_id: str) -> str:
     """The frequency recorded for ``series_id`` at its last ingest."""
     catalog = warehouse.query("select_catalog", [series_id])

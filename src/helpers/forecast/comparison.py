@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -15,7 +16,7 @@ from helpers.forecast.models import (
     CALENDAR_MODELS, DEFAULT_LEVELS, TEMPERATURE_MODELS, Forecaster, interval_columns, model_catalog,
 )
 from helpers.core.settings import SEASONS
-from helpers.data.series import GRAIN_FREQ, degree_days
+from helpers.data.series import GRAIN_FREQ, SeriesNotAnalysableError, degree_days, require_length
 from helpers.data.calendar import workday_flags
 
 
@@ -64,6 +65,19 @@ class ComparisonConfig:
         return cls(grain, GRAIN_FREQ[grain], SEASONS[grain], horizon, n_folds, n_folds // 2, min_train, names,
                    max_horizon=max_horizon, holiday_country=holiday_country, holiday_subdiv=holiday_subdiv,
                    hemisphere=hemisphere)
+
+    def min_length(self) -> int:
+        """The fewest steps a series needs for this comparison: ``n_folds`` distinct cutoffs, the
+        last ``horizon`` steps before the end, after a first training window of ``min_train``
+        steps or, as :func:`run_comparison` allows, half the series, but never less than two of
+        the longest seasons."""
+        floor = min(self.min_train, 2 * max(self.season_lengths))
+
+        def fits(n: int) -> bool:
+            train = min(self.min_train, n // 2)
+            return train >= floor and n - self.horizon - train >= self.n_folds - 1
+
+        return next(n for n in itertools.count(2 * floor) if fits(n))
 
     def with_calendar(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with ``workday`` from the holiday calendar when one is configured.
@@ -166,7 +180,20 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
     Production candidates need nothing about the future but its dates: univariate models,
     and calendar models when a holiday calendar is configured. The ensemble averages the
     members' own bounds and is then calibrated like any model.
+
+    Raises :class:`SeriesNotAnalysableError` for a series shorter than
+    :meth:`ComparisonConfig.min_length` or one that never changes (every model would forecast it
+    exactly: nothing to compare).
     """
+    g = config.grain
+    require_length(len(frame), config.min_length(), f"the {g} model comparison",
+                   f"{config.n_folds} folds of {config.horizon} steps ahead after at least "
+                   f"{min(config.min_train, 2 * max(config.season_lengths))} steps of training; for a shorter series "
+                   f"lower {g}_folds or {g}_horizon")
+    if frame["y"].nunique() == 1:
+        raise SeriesNotAnalysableError(f"the {g} series is {frame['y'].iloc[0]:g} at every step: every model "
+                                       "forecasts it exactly, so the model comparison has nothing to compare; load a "
+                                       "series that varies")
     frame = config.with_calendar(frame)
     models = config.build(config.models, frame)
     notes = config.left_out(models, frame)
