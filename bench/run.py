@@ -19,6 +19,10 @@ the obvious alternative measured in the same run:
   process on loopback against ``python -m helpers.app.service`` (one uvicorn worker, uvloop,
   httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
   same request through the ASGI app with no network or HTTP parsing.
+- the endpoint's memory under large bodies (``--only service_memory``): eight connections
+  send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
+  300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
+  the same load with the body limit raised to 1 GiB.
 
 ``--only`` runs some sections and keeps the others' last results in the output file.
 
@@ -328,6 +332,21 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
     return {**parse_wrk(done.stdout), "output": done.stdout}
 
 
+def _served_artifact(tmp: Path) -> Path:
+    """The artifact ``make serve`` would serve, or one built with the fast profile in ``tmp``."""
+    from helpers.app import service
+
+    artifact = service.default_artifact()
+    if not artifact.exists():  # build one with the fast profile rather than benchmark nothing
+        from helpers.app.pipeline import build
+
+        test = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
+                             warehouse_path=str(tmp / "warehouse.duckdb"))
+        build(test)
+        artifact = test.products / "model" / "forecast_artifact.json"
+    return artifact
+
+
 def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connections: int = 16) -> dict:
     import asyncio
     import shutil
@@ -339,14 +358,7 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("bench service: `wrk` is not installed; `make bench` installs it (Debian package wrk)")
-    artifact = service.default_artifact()
-    if not artifact.exists():  # build one with the fast profile rather than benchmark nothing
-        from helpers.app.pipeline import build
-
-        test = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
-                             warehouse_path=str(tmp / "warehouse.duckdb"))
-        build(test)
-        artifact = test.products / "model" / "forecast_artifact.json"
+    artifact = _served_artifact(tmp)
     forecasts = service.Forecasts.load(artifact)
     first = pd.Timestamp(forecasts.window[0])
     request = {"start_date": first.date().isoformat(), "end_date": (first + pd.Timedelta(days=13)).date().isoformat(),
@@ -385,6 +397,142 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     }
 
 
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Resident (``VmRSS``) and peak resident (``VmHWM``) memory of a process, kB, from /proc."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: int(line.split()[1]) for line in lines for key in ("VmRSS", "VmHWM") if line.startswith(key + ":")}
+
+
+def _post_raw(port: int, body: bytes, chunked: bool) -> tuple[int, float]:
+    """POST ``body`` to /predict over a raw socket, reading the answer while still sending (as a
+    client that does not wait for ``100 Continue``); the status and the seconds to it."""
+    import socket
+    import threading
+
+    start = time.perf_counter()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    head = f"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+
+    def write() -> None:
+        try:
+            sock.sendall(head.encode())
+            view = memoryview(body)
+            for i in range(0, len(body), 1 << 16):
+                piece = view[i:i + (1 << 16)]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed: the rest is not read
+            pass
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    answer = b""
+    try:
+        while b"\r\n" not in answer:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    seconds = time.perf_counter() - start
+    writer.join()
+    sock.close()
+    return (int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0), seconds
+
+
+def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bodies: int = 5,
+                         size: int = 10 << 20) -> dict:
+    """Memory of ``make serve`` under load with large bodies: ``clients`` connections each send
+    ``bodies`` bodies of ``size`` bytes (half with Content-Length, half chunked) while small
+    /predict requests keep coming; then one 300 MB body (the size that took the service to
+    1.3 GB). Beside it, the same server with the limit raised to 1 GiB (what it did before the
+    limit) takes one large body per connection."""
+    import http.client
+    import socket
+    import subprocess
+    import urllib.request
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    import orjson
+
+    from helpers.app import service
+
+    artifact = _served_artifact(tmp)
+    first = service.Forecasts.load(artifact).window[0]
+    small = orjson.dumps({"start_date": first, "end_date": first})
+    large = b'{"start_date": "' + b"9" * size + b'"}'
+
+    def run(limit: int | None, per_client: int, huge: bool) -> dict:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "HELPERS_ARTIFACT": str(artifact)}
+        if limit is not None:
+            env["HELPERS_MAX_REQUEST_BYTES"] = str(limit)
+        server = subprocess.Popen([sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact),
+                                   "--port", str(port)], env=env)
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+            def predict() -> float:
+                start = time.perf_counter()
+                connection.request("POST", "/predict", small, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+                return time.perf_counter() - start
+
+            idle = [predict() for _ in range(200)]
+            before = _memory_kb(server.pid)
+            jobs = [(c + b) % 2 == 1 for c in range(clients) for b in range(per_client)]
+            busy = []
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                futures = [pool.submit(_post_raw, port, large, chunked) for chunked in jobs]
+                while not all(future.done() for future in futures):
+                    busy.append(predict())
+                answers = [future.result() for future in futures]
+            load_seconds = time.perf_counter() - start
+            after_load = _memory_kb(server.pid)
+            result = {
+                "max_request_bytes": limit or settings.max_request_bytes,
+                "large_bodies": {"count": len(jobs), "bytes_each": len(large), "sent_concurrently_by": clients,
+                                 "statuses": dict(Counter(str(status) for status, _ in answers)),
+                                 "median_s_to_answer": statistics.median(s for _, s in answers),
+                                 "all_s": load_seconds},
+                "small_requests": {"idle_p50_s": statistics.median(idle),
+                                   "during_load_p50_s": statistics.median(busy) if busy else None,
+                                   "during_load_max_s": max(busy) if busy else None,
+                                   "during_load_count_all_200": len(busy)},
+                "memory_kb": {"before": before, "after_load": after_load,
+                              "peak_growth": after_load["VmHWM"] - before["VmHWM"]},
+            }
+            if huge:
+                status, seconds = _post_raw(port, b"9" * (300 << 20), chunked=False)
+                after = _memory_kb(server.pid)
+                result["body_300_MB"] = {"status": status, "s_to_answer": seconds,
+                                         "peak_growth_kb": after["VmHWM"] - after_load["VmHWM"]}
+            connection.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        return result
+
+    return {"artifact": str(artifact), "server": "python -m helpers.app.service (make serve), one uvicorn worker",
+            "with_limit": run(None, bodies, huge=True),
+            "alternative_limit_1_GiB": run(1 << 30, 1, huge=False)}
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
@@ -393,6 +541,7 @@ BENCHMARKS = {
     "intervals": bench_intervals,
     "ab": bench_ab,
     "service": bench_service,
+    "service_memory": bench_service_memory,
 }
 
 

@@ -198,3 +198,104 @@ def test_no_generated_request_causes_a_server_error(artifact_file, mode):
         check()
     assert statuses and max(statuses) < 500
     assert 422 in statuses  # generated input did reach the validation paths
+
+
+def test_a_body_over_the_limit_gets_413_and_the_app_never_sees_it(artifact_file):
+    with TestClient(service.create_app(artifact_file, max_request_bytes=1024)) as client:
+        small = predict(client)
+        assert small.status_code == 200
+        padded = {"start_date": "2015-01-01", "end_date": "2015-01-02", "model": "ets" + " " * 2000}
+        declared = client.post("/predict", content=json.dumps(padded).encode(),
+                               headers={"content-type": "application/json"})
+        streamed = client.post("/predict", content=iter([b'{"start_date": "', b"9" * 1000, b"9" * 1000]),
+                               headers={"content-type": "application/json"})  # no Content-Length: chunked
+    assert declared.status_code == 413 and declared.headers["connection"] == "close"
+    assert declared.json()["detail"] == (f"request body too large: the limit is 1024 bytes (max_request_bytes), this "
+                                         f"one is {len(json.dumps(padded))} bytes; POST /predict takes a JSON object "
+                                         "of a few hundred bytes")
+    assert streamed.status_code == 413
+    assert "this one is more than that (counted as it arrived)" in streamed.json()["detail"]
+
+
+def _status(path: str) -> dict[str, int]:
+    """Resident and peak resident memory (kB) of a process, from /proc/<pid>/status."""
+    lines = Path(path).read_text().splitlines()
+    return {key: int(line.split()[1]) for line in lines for key in ("VmRSS", "VmHWM") if line.startswith(key + ":")}
+
+
+def _post_raw(port: int, body: bytes, chunked: bool) -> bytes:
+    """POST ``body`` over a raw socket while reading the answer, as a client that keeps sending
+    after the server has answered; returns the answer's status line."""
+    import socket
+    import threading
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    head = f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{framing}\r\n\r\n".encode()
+
+    def write() -> None:
+        try:
+            sock.sendall(head)
+            for i in range(0, len(body), 1 << 16):
+                piece = body[i:i + (1 << 16)]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server closed the connection after its 413: the rest is not read
+            pass
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    answer = b""
+    try:
+        while b"\r\n" not in answer:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        writer.join(30)
+        sock.close()
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def server(artifact_file):
+    """``python -m helpers.app.service`` (uvicorn, uvloop, httptools) on a free loopback port."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact_file),
+                                "--port", str(port)], env={**os.environ, "HELPERS_MAX_REQUEST_BYTES": "4096"})
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_10_mb_body_gets_413_from_the_real_server_and_its_memory_stays_flat(server, chunked):
+    """The 10 MB body was read whole (then refused with a 422): the server's peak memory grew by
+    about 30 MB per request; a 300 MB body took the service to 1.3 GB."""
+    port, pid = server
+    assert _post_raw(port, b'{"start_date": "2015-01-01", "end_date": "2015-01-02"}', chunked) == b"HTTP/1.1 200 OK"
+    assert _post_raw(port, b'{"model": "' + b"x" * 5000 + b'"}', chunked).startswith(b"HTTP/1.1 413")  # the setting
+    before = _status(f"/proc/{pid}/status")
+    body = b'{"start_date": "' + b"9" * (10 << 20) + b'"}'
+    for _ in range(3):
+        assert _post_raw(port, body, chunked).startswith(b"HTTP/1.1 413")
+    after = _status(f"/proc/{pid}/status")
+    assert after["VmHWM"] - before["VmHWM"] < 4 << 10, (before, after)  # kB: under 4 MB for 30 MB sent

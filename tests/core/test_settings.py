@@ -12,7 +12,21 @@ def test_defaults_come_from_env_yaml(clean_env):
     assert settings.source_file == project_root() / "data" / "elecdemand.csv.gz"
     assert settings.warehouse_backend == "duckdb" and settings.target_min == 0.0 and settings.target_max is None
     assert settings.profile == "full"
-    assert settings.encoding == "utf-8"
+    assert settings.encoding == "utf-8" and settings.max_request_bytes == 65536
+
+
+def test_the_service_reads_its_body_limit_alone_without_pandas(clean_env, monkeypatch):
+    """The forecast service checks max_request_bytes from the raw settings; importing pandas for
+    the others would cost it about 90 MB of memory."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from helpers.core.settings import raw_settings, request_limit; "
+            "print(request_limit(raw_settings()), 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HELPERS_MAX_REQUEST_BYTES": "2048"})
+    assert done.stdout.split() == ["2048", "False"], done.stderr
 
 
 def test_profile_overlays_env_yaml(clean_env):
@@ -96,6 +110,9 @@ def test_the_issue_s_example_message(clean_env):
     ("encoding", "klingon", "must be a text encoding such as utf-8, latin-1 or cp1252"),
     ("encoding", "base64", "must be a text encoding such as utf-8, latin-1 or cp1252"),  # bytes to bytes
     ("encoding", "", "must not be empty"),
+    ("max_request_bytes", 1023, "must be at least 1024"),
+    ("max_request_bytes", 1 << 31, "must be at most 1073741824"),
+    ("max_request_bytes", "64k", "must be a whole number"),
     ("freq", "fortnightly", "must be a pandas offset alias"),
     ("target_max", "-1", "must not be below target_min"),
     ("hemisphere", "east", "must be south or north"),

@@ -15,7 +15,8 @@ ready-to-slice lists, so a request only validates its input, slices and serialis
 
 Input that cannot be served (a date that does not parse, start after end, a range outside
 the forecastable window, an unknown model, a field that is not part of the request) gets a
-422 whose ``detail`` says what is allowed. Without a valid artifact the service does not
+422 whose ``detail`` says what is allowed. A body larger than ``max_request_bytes`` (64 KiB)
+gets 413 before it is read. Without a valid artifact the service does not
 start, and says which command builds one.
 """
 
@@ -170,8 +171,75 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def create_app(artifact: str | Path | None = None) -> FastAPI:
-    """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts."""
+class _BodyTooLarge(Exception):
+    """Raised into the app by :class:`BodyLimit`'s ``receive`` when a body passes the limit."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body larger than ``max_bytes`` gets 413 before it is read.
+
+    A declared ``Content-Length`` above the limit is refused before a byte of the body is
+    read; a body without one (chunked) is counted as it arrives and refused at the first
+    chunk past the limit, so the server never holds more than the limit plus one chunk. The
+    413 closes the connection, so the rest of a large upload is not read either.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.refuse(send, int(declared))
+            return
+        state = {"received": 0, "too_large": False, "started": False}
+
+        async def counting_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_bytes:
+                    state["too_large"] = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if state["too_large"]:  # whatever the app answers to the cut body, the client gets the 413
+                return
+            state["started"] |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if state["too_large"] and not state["started"]:
+            await self.refuse(send, None)
+
+    async def refuse(self, send: Any, declared: int | None) -> None:
+        size = f"{declared} bytes" if declared is not None else "more than that (counted as it arrived)"
+        body = orjson.dumps({"detail": f"request body too large: the limit is {self.max_bytes} bytes "
+                                       f"(max_request_bytes), this one is {size}; POST /predict takes a JSON object "
+                                       "of a few hundred bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(artifact: str | Path | None = None, max_request_bytes: int | None = None) -> FastAPI:
+    """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts.
+
+    Request bodies above ``max_request_bytes`` (default: the setting) get 413 (:class:`BodyLimit`).
+    """
+    if max_request_bytes is None:  # this one setting only: the others' checks import pandas (100 MB)
+        from helpers.core.settings import raw_settings, request_limit
+
+        max_request_bytes = request_limit(raw_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -180,6 +248,7 @@ def create_app(artifact: str | Path | None = None) -> FastAPI:
 
     app = FastAPI(title="Demand forecast", version="1", lifespan=lifespan,
                   description="Daily electricity demand forecasts from the model-comparison artifact.")
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> ORJSONBytes:

@@ -18,12 +18,13 @@ settings are read (:mod:`helpers.core.settings`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a date is parsed: reading settings must stay light
+    import pandas as pd
 
 MAX_IDENTIFIER = 64
 PLAN_KEYS = ("control", "allocation", "baseline_rate", "description")
@@ -94,7 +95,7 @@ def _number(where: str, value: Any, low: float, high: float | None = None) -> fl
         number = float(value)
     except (TypeError, ValueError):
         raise ExperimentConfigError(f"{where} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or number < low or (high is not None and number > high):
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ExperimentConfigError(f"{where} must be {bound}, got {value!r}")
     return number
@@ -209,6 +210,8 @@ def parse_specs(raw: Any) -> tuple[ExperimentSpec, ...]:
                                     _number(f"{where}.variants.{name}.order_value", v.get("order_value", 0), 0.0)))
         delivered = (_shares(f"{where}.delivered", body["delivered"], names) if body.get("delivered") is not None
                      else plan.shares(names))
+        import pandas as pd
+
         try:
             start = pd.Timestamp(str(body.get("start", "2026-01-05")))
         except ValueError:

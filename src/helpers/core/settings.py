@@ -140,6 +140,13 @@ def _encoding(raw: dict[str, Any]) -> str:
     return name
 
 
+def request_limit(raw: dict[str, Any]) -> int:
+    """``max_request_bytes``, checked: the forecast service reads it alone (:func:`raw_settings`),
+    without the imports the other settings' checks need."""
+    # a /predict body is under 300 bytes (a model name is at most 100 characters)
+    return _whole(raw, "max_request_bytes", 1024, 1 << 30)
+
+
 def check_calendar(country: str, subdiv: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
     import holidays
@@ -183,6 +190,7 @@ class Settings:
     warehouse_backend: Literal["duckdb", "snowflake"]
     warehouse_path: Path
     warehouse_wait_seconds: float
+    max_request_bytes: int
     products: Path
     reports: Path
     profile: str
@@ -261,6 +269,7 @@ class Settings:
             warehouse_backend=backend,  # type: ignore[arg-type]
             warehouse_path=resolve(_required_text(raw, "warehouse_path")),
             warehouse_wait_seconds=_number(raw, "warehouse_wait_seconds", 0, 3600),
+            max_request_bytes=request_limit(raw),
             products=resolve(_required_text(raw, "products")),
             reports=resolve(_required_text(raw, "reports")),
             profile=_required_text(raw, "profile"),
