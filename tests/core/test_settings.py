@@ -79,6 +79,11 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "env.yaml").write_text("a: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         raw_settings(root=tmp_path)
+    (tmp_path / "env.yaml").unlink()
+    (tmp_path / "env.yaml").mkdir()  # IsADirectoryError was a traceback from every command
+    with pytest.raises(ConfigError, match=r"env.yaml cannot be read \(Is a directory\); it must be a file this "
+                                          r"user can read \(for a file of another user: `chmod a\+r "):
+        raw_settings(root=tmp_path)
 
 
 def test_missing_keys_are_named():

@@ -326,6 +326,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except OSError as exc:  # a folder, or a file this user may not read
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}); it must be a file this user can read "
+                          f"(for a file of another user: `chmod a+r {path}`)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
     return data
