@@ -32,6 +32,7 @@ Later work adds its own sections to ``BENCHMARKS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,8 +40,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
 
@@ -295,20 +297,18 @@ def _asgi_call(app, body: bytes) -> tuple[int, bytes]:
     return sent["status"], sent["body"]
 
 
-def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
-                 seconds: int, connections: int) -> dict:
-    """Start the service with ``command`` on a free port, check one answer, then load it with wrk."""
+@contextlib.contextmanager
+def _serving(command: list[str], env: dict[str, str]) -> Iterator[tuple[str, Any]]:
+    """The service started with ``command`` (plus ``--port``) on a free loopback port, with
+    ``env`` added to the environment: its URL and process, once ``/health`` answers."""
     import socket
     import subprocess
     import urllib.request
 
-    import orjson
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "HELPERS_ARTIFACT": artifact}
-    server = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=subprocess.PIPE,
+    server = subprocess.Popen([*command, "--port", str(port)], env={**os.environ, **env}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -320,15 +320,27 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"the service did not start: {server.stdout.read1().decode()}")
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
+                 seconds: int, connections: int) -> dict:
+    """Start the service with ``command`` on a free port, check one answer, then load it with wrk."""
+    import subprocess
+    import urllib.request
+
+    import orjson
+
+    with _serving(command, {"HELPERS_ARTIFACT": artifact}) as (url, _):
         check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
         assert served == orjson.loads(expected), "the server and the in-process app disagree"
         load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
         subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
         done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return {**parse_wrk(done.stdout), "output": done.stdout}
 
 
@@ -451,9 +463,7 @@ def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bod
     1.3 GB). Beside it, the same server with the limit raised to 1 GiB (what it did before the
     limit) takes one large body per connection."""
     import http.client
-    import socket
-    import subprocess
-    import urllib.request
+    import urllib.parse
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
 
@@ -467,21 +477,12 @@ def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bod
     large = b'{"start_date": "' + b"9" * size + b'"}'
 
     def run(limit: int | None, per_client: int, huge: bool) -> dict:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "HELPERS_ARTIFACT": str(artifact)}
+        env = {"HELPERS_ARTIFACT": str(artifact)}
         if limit is not None:
             env["HELPERS_MAX_REQUEST_BYTES"] = str(limit)
-        server = subprocess.Popen([sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact),
-                                   "--port", str(port)], env=env)
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        serve = [sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact)]
+        with _serving(serve, env) as (url, server):
+            port = urllib.parse.urlsplit(url).port
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
             def predict() -> float:
@@ -523,9 +524,6 @@ def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bod
                 result["body_300_MB"] = {"status": status, "s_to_answer": seconds,
                                          "peak_growth_kb": after["VmHWM"] - after_load["VmHWM"]}
             connection.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         return result
 
     return {"artifact": str(artifact), "server": "python -m helpers.app.service (make serve), one uvicorn worker",

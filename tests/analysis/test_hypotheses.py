@@ -148,7 +148,8 @@ def test_a_constant_series_is_not_tested_by_any_hypothesis(rng):
     assert (table["status"] == "not tested").all()
     needs_y = table[table["interpretation"].str.contains("'y' is 4 on all")]
     assert len(needs_y) >= 5, table["interpretation"].tolist()
-    assert needs_y["interpretation"].str.fullmatch(rf"Not tested: 'y' is 4 on all {N} days; \S+ needs it to vary\.").all()
+    assert needs_y["interpretation"].str.fullmatch(
+        rf"Not tested: 'y' is 4 on all {N} days; \S+ needs it to vary\.").all()
 
 
 def test_project_registry_loads():

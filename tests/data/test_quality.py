@@ -182,25 +182,27 @@ def test_unreadable_files_are_rejected(tmp_path, spec, content, message):
         read_source(path)
 
 
-DAMAGED_GZIP = r"the gzip-compressed data is damaged \({}\); copy or download the file again \(`gzip -t {}` checks a copy\)"
-NOT_THE_ENCODING = (r"\(byte 0xe9 on line 2 cannot be decoded\); set encoding to the encoding the file is in, for example "
-                    r"latin-1 or cp1252 \(set encoding in env\.yaml or HELPERS_ENCODING, or --encoding\), or save the "
-                    r"file as UTF-8")
+DAMAGED_GZIP = (r"the gzip-compressed data is damaged \({}\); copy or download the file again "
+                r"\(`gzip -t {}` checks a copy\)")
+NOT_THE_ENCODING = (r"\(byte 0xe9 on line 2 cannot be decoded\); set encoding to the encoding the file is in, "
+                    r"for example latin-1 or cp1252 \(set encoding in env\.yaml or HELPERS_ENCODING, or --encoding\), "
+                    r"or save the file as UTF-8")
 #: fixture in tests/fixtures/unreadable -> what read_source says after "<path>: " (a regular expression)
 UNREADABLE = {
     "truncated.csv.gz": DAMAGED_GZIP.format("Compressed file ended before the end-of-stream marker was reached: "
                                             "the file was cut short", ".*truncated.csv.gz"),
     "bit_flipped.csv.gz": DAMAGED_GZIP.format("Error -3 while decompressing data: .*", ".*bit_flipped.csv.gz"),
     "bad_checksum.csv.gz": DAMAGED_GZIP.format("CRC check failed 0x[0-9a-f]+ != 0x[0-9a-f]+", ".*bad_checksum.csv.gz"),
-    "not_gzip.csv.gz": (r"named \.gz but not gzip-compressed \(it starts with b'ti'\); rename it to end in \.csv if it is "
-                        r"plain text, or copy or download the file again"),
+    "not_gzip.csv.gz": (r"named \.gz but not gzip-compressed \(it starts with b'ti'\); rename it to end in \.csv if "
+                        r"it is plain text, or copy or download the file again"),
     "empty.csv": (r"the file is empty \(no header line, no rows\); load a file with a header line and at least one "
                   r"row below it"),
     "header_only.csv": (r"the file has no data rows \(columns found: \['timestamp', 'demand', 'temperature', "
                         r"'workday'\]\); load a file with a header line and at least one row below it"),
     "corrupt.parquet": (r"not a readable Parquet file \(\d+ bytes; .*\); it was probably cut short or is not Parquet: "
                         r"copy or download the file again, or write it again \(pandas: DataFrame.to_parquet\)"),
-    "not_parquet.parquet": r"not a readable Parquet file \(293 bytes; .*magic bytes not found.*\); it was probably cut short.*",
+    "not_parquet.parquet": (r"not a readable Parquet file \(293 bytes; .*magic bytes not found.*\); it was probably "
+                            r"cut short.*"),
     "latin1.csv": r"the text is not utf-8 " + NOT_THE_ENCODING,
     "latin1.csv.gz": r"the text is not utf-8 " + NOT_THE_ENCODING,
     "latin1_bom.csv": r"it starts with a UTF-8 byte-order mark but is not UTF-8 " + NOT_THE_ENCODING,

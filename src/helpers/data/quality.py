@@ -213,7 +213,8 @@ def _decode_problem(path: Path, kind: str | None, exc: UnicodeDecodeError, encod
             else f"the text is not {encoding}")
     byte = exc.object[exc.start:exc.start + 1].hex()
     line = _undecodable_line(path, kind, encoding)
-    return (f"{path}: {what} (byte 0x{byte}{f' on line {line}' if line else ''} cannot be decoded); set encoding to the "
+    on_line = f" on line {line}" if line else ""
+    return (f"{path}: {what} (byte 0x{byte}{on_line} cannot be decoded); set encoding to the "
             f"encoding the file is in, for example latin-1 or cp1252 ({where('encoding')}, or --encoding), "
             "or save the file as UTF-8")
 
