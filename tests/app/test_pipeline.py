@@ -163,9 +163,20 @@ def test_failure_summary_prefers_the_projects_error_lines():
     assert failure_summary(RuntimeError("")) == "RuntimeError"
 
 
+#: One small A/A experiment, lighter sampling: the A/B part of the build is not what the next test is about.
+ONE_SMALL_EXPERIMENT = {
+    "HELPERS_AB_EXPERIMENTS": '{"small_aa": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
+                              '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
+                              '"copy": {"rate": 0.1, "order_value": 30}}}}',
+    "HELPERS_AB_PYMC_DRAWS": "100", "HELPERS_AB_PYMC_CHAINS": "1", "HELPERS_AB_DRAWS": "2000",
+}
+
+
 @pytest.mark.slow
-def test_pipeline_runs_on_another_series_without_covariates(tmp_path):
+def test_pipeline_runs_on_another_series_without_covariates(tmp_path, monkeypatch):
     """An hourly series with no temperature or work-day flag: covariate hypotheses are 'not tested'."""
+    for key, value in ONE_SMALL_EXPERIMENT.items():
+        monkeypatch.setenv(key, value)
     import numpy as np
     import pandas as pd
 
@@ -183,3 +194,4 @@ def test_pipeline_runs_on_another_series_without_covariates(tmp_path):
     page = (settings.reports / "hypothesis_tests.html").read_text()
     assert "Not tested: the series has no 'degree_days' data" in page
     assert "Not tested: the series has no 'workday' data" in page
+    assert (settings.reports / "bayesian_ab-small_aa.html").exists()
