@@ -59,4 +59,5 @@ def test_a_refused_source_file_makes_the_build_exit_2(project, monkeypatch, caps
 def test_build_failures_map_to_exit_codes():
     assert pipeline.exit_code("helpers.data.quality.DataQualityError: f.csv: missing column") == 2
     assert pipeline.exit_code("helpers.warehouse.client.WarehouseError: could not set lock") == 3
+    assert pipeline.exit_code("helpers.warehouse.client.WarehouseBusy: the warehouse is in use by PID 7") == 3
     assert pipeline.exit_code("RuntimeError: a bug in the analysis") == 1

@@ -52,7 +52,7 @@ EXIT_UNAVAILABLE = 3
 #: Errors that mean the input was refused (exit 2) or the warehouse could not be used (exit 3).
 REFUSED = ("helpers.data.quality.DataQualityError", "helpers.core.settings.ConfigError",
            "helpers.core.experiment_specs.ExperimentConfigError")
-UNAVAILABLE = ("helpers.warehouse.client.WarehouseError",)
+UNAVAILABLE = ("helpers.warehouse.client.WarehouseError", "helpers.warehouse.client.WarehouseBusy")
 
 
 class BuildFailed(RuntimeError):
