@@ -202,7 +202,8 @@ def failure_summary(exc: BaseException) -> str:
               if not line.startswith("ploomber.exceptions.")]
     if errors:
         return "\n".join(dict.fromkeys(errors))
-    lines = [line for line in text.splitlines() if line.strip(" =-") and not re.search(r"DAG (build|render) failed", line)]
+    lines = [line for line in text.splitlines()
+             if line.strip(" =-") and not re.search(r"DAG (build|render) failed", line)]
     return lines[0] if lines else type(exc).__name__
 
 

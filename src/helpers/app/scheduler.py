@@ -51,6 +51,8 @@ from helpers.publish.release import point, publish
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_BUSY = 3
+#: A build's own codes the scheduler returns as they are: input refused, warehouse unavailable.
+PASSED_ON = (EXIT_REFUSED, 3)
 KEEP_RUNS = 14
 #: Seconds a build gets to stop after SIGTERM before it is killed.
 STOP_GRACE = 30.0
@@ -230,7 +232,7 @@ def scheduled_run(root: Path | None = None, profile: str | None = None, keep: in
                 print(f"scheduled run {why}; reports/ still shows the previous good run.\n"
                       f"log: {folder / 'run.log'}\n{_tail(folder / 'run.log', 10)}\n"
                       "Fix the cause, then run `make scheduled-run` again.", file=sys.stderr)
-                return (code if code in (EXIT_REFUSED, EXIT_BUSY) and not stopped_by else EXIT_FAILED), folder
+                return (code if code in PASSED_ON and not stopped_by else EXIT_FAILED), folder
             point(runs / "latest", folder)
             publish(root / "reports", folder / "reports")
             prune(runs, keep)

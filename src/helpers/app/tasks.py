@@ -1,5 +1,11 @@
-"""Ploomber function tasks. Each takes its ``product`` (and ``upstream``) plus params from
-``pipeline.yaml`` and does one call into the helpers."""
+"""Ploomber function tasks, and the checks of the pipeline's products.
+
+Each task takes its ``product`` (and ``upstream``) plus params from ``pipeline.yaml`` and
+does one call into the helpers. Each ``check_*`` function is a task's ``on_finish`` hook in
+``pipeline.yaml``: it raises :class:`ProductError` naming the file when the product is not
+what the project can use. Ploomber runs it after the task; :mod:`helpers.app.pipeline` also
+runs it on the products it finds before a build, and deletes those that fail.
+"""
 
 from __future__ import annotations
 
