@@ -28,14 +28,6 @@ TIME_LIMIT = 180  # above the 2 x 60 s the concurrency tests allow their subproc
 collect_ignore_glob = ["project/*"]  # the small project's notebook is built by the tests, not run by nbval
 
 
-def pytest_collection_modifyitems(items):
-    """The small pipeline leaves most settings unused, which Ploomber warns about."""
-    unused = pytest.mark.filterwarnings("ignore:The following placeholders are declared in the environment")
-    for item in items:
-        if HERE in Path(item.path).parents:
-            item.add_marker(unused)
-
-
 @pytest.fixture(autouse=True)
 def time_limit():
     def expire(signum, frame):

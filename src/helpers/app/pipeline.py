@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -74,7 +75,12 @@ def make_dag(settings: Settings) -> Any:
 
     env = settings.as_env()
     env["run_parameters"] = json.dumps(env, sort_keys=True)  # every setting, for the reports' provenance
-    spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=env)
+    with warnings.catch_warnings():
+        # Ploomber also reads env.yaml beside pipeline.yaml and warns about keys no task names; here env.yaml is
+        # the settings file, and some settings change how a run behaves, not what it makes (warehouse_wait_seconds).
+        warnings.filterwarnings("ignore", "The following placeholders are declared in the environment but unused",
+                                UserWarning)
+        spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=env)
     return spec.to_dag()
 
 
