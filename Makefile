@@ -35,6 +35,9 @@ tools:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk chromium > /dev/null; }
 
+# The programs exit 0 ok, 1 failed, 2 refused input, 3 busy / warehouse unavailable (README, Exit codes).
+# GNU make itself exits 2 whenever a recipe fails and only names the program's code in its
+# message ("Error 3"): a scheduler that acts on the code calls the program, not make.
 run: $(STAMP)
 	$(BIN)/python -m helpers.app.pipeline build
 
@@ -53,7 +56,7 @@ scheduled-run: $(STAMP)
 	$(BIN)/python -m helpers.app.scheduler
 
 clean:
-	rm -rf products products-* reports data/warehouse.duckdb data/warehouse.duckdb.wal
+	rm -rf products products-* products.failed-* reports reports.[0-9]* data/warehouse.duckdb data/warehouse.duckdb.wal
 
 distclean: clean
 	rm -rf $(VENV)

@@ -111,6 +111,22 @@ def test_artifact_matches_the_report(built):
 
 
 @pytest.mark.slow
+def test_a_truncated_artifact_is_rebuilt_by_the_next_build(built, capsys):
+    """Ploomber trusts its records, not the file: the build checks the products it finds first."""
+    from helpers.forecast.artifact import ArtifactError, load_artifact
+
+    settings, _, _ = built
+    path = settings.products / "model" / "forecast_artifact.json"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match="`make run`"):
+        load_artifact(path)
+    table = build(settings)
+    assert set(table.loc[table["ran"], "task"]) == {"fit_final", "reports"}
+    load_artifact(path)
+    assert f"{path}: corrupt JSON" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_end_to_end_warehouse_to_served_prediction(built):
     """Ingested rows -> pipeline -> artifact -> POST /predict: the served metrics are the report's."""
     from fastapi.testclient import TestClient
@@ -139,13 +155,13 @@ def test_end_to_end_warehouse_to_served_prediction(built):
 
 
 @pytest.mark.slow
-def test_failed_ingest_exits_non_zero_with_a_message(tmp_path, clean_env, monkeypatch, capsys):
+def test_refused_source_file_exits_2_with_a_message(tmp_path, clean_env, monkeypatch, capsys):
     monkeypatch.setenv("HELPERS_PROFILE", "test")
     monkeypatch.setenv("HELPERS_SOURCE_FILE", str(DQ / "missing_column.csv"))
     monkeypatch.setenv("HELPERS_PRODUCTS", str(tmp_path / "products"))
     monkeypatch.setenv("HELPERS_REPORTS", str(tmp_path / "reports"))
     monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
-    assert main(["build"]) == 1
+    assert main(["build"]) == 2  # refused input, as `python -m helpers.data.ingest` says it
     assert "missing required column 'demand'" in capsys.readouterr().err
 
 

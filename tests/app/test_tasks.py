@@ -177,10 +177,14 @@ def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypat
                 "bayesian_ab-*": {"bayesian_ab-demo": {"nb": _executed(tmp_path / "bayesian_ab-demo-0.ipynb", "Demo")}}}
     data = tmp_path / "data.csv"
     data.write_text("a\n1\n")
-    index = tmp_path / "reports" / "index.html"
-    tasks.render_task(index, upstream, reports=str(tmp_path / "reports"), source_file=str(data),
+    record = tmp_path / "products" / "reports.json"
+    tasks.render_task(record, upstream, reports=str(tmp_path / "reports"), source_file=str(data),
                       run_parameters=json.dumps({"series_id": "s"}),
                       resources_={"problem_statement": "docs/problem_statement.md"})
+    index = tmp_path / "reports" / "index.html"
+    assert (tmp_path / "reports").is_symlink() and json.loads(record.read_text())["folder"] == str(
+        (tmp_path / "reports").resolve())
+    tasks.check_reports(record)
     links = re.findall(r'href="([^"#]+)"', index.read_text())
     assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html"]
     digest = hashlib.sha256(b"a\n1\n").hexdigest()

@@ -4,6 +4,24 @@ Ploomber reads ``pipeline.yaml``; this wrapper hands it the merged settings (``e
 the profile file, ``HELPERS_*`` variables) so the command line, the tests and a scheduled
 run all use one mechanism. Ploomber skips tasks whose source and parameters did not
 change, so a second build with nothing changed executes nothing.
+
+What a build replaces, and when:
+
+- Products that fail their check are made again. Before the build, each task's
+  ``on_finish`` check (``pipeline.yaml``) runs on the products already there; a product
+  that fails (a truncated artifact, an unreadable notebook) is deleted, so Ploomber, which
+  trusts its own records and not the file, builds it again (:func:`heal`).
+- A failed task never overwrites its last good product. The products of every task about to
+  run are copied aside first; when the build fails or is stopped, what each unfinished task
+  wrote is moved to ``<products>.failed-<time>/`` (the message names it) and its last good
+  product is put back (:func:`keep_last_good`). Ploomber has not recorded the failed run, so
+  the task runs again next time.
+- The reports are published only by a build in which every task succeeded, atomically: the
+  ``reports`` task runs last, renders into a fresh folder and swaps the ``reports`` symlink
+  to it (:mod:`helpers.publish.release`). A failed build leaves the last good reports.
+
+Exit status: 0 built, 1 a task failed (or the build was stopped), 2 refused input (a
+setting, or a source file the data-quality checks refuse), 3 the warehouse was unavailable.
 """
 
 from __future__ import annotations
@@ -12,15 +30,43 @@ import argparse
 import json
 import os
 import re
+import shutil
+import signal
 import sys
-from typing import Any
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import pandas as pd
 
-from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.core.paths import project_root
+from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
+from helpers.core.settings import ConfigError, Settings, load_settings
 
 os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")  # no telemetry, before ploomber is imported
+
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_UNAVAILABLE = 3
+#: Errors that mean the input was refused (exit 2) or the warehouse could not be used (exit 3).
+REFUSED = ("helpers.data.quality.DataQualityError", "helpers.core.settings.ConfigError",
+           "helpers.core.experiment_specs.ExperimentConfigError")
+UNAVAILABLE = ("helpers.warehouse.client.WarehouseError", "helpers.warehouse.client.WarehouseBusy")
+
+
+class BuildFailed(RuntimeError):
+    """A task failed; the message names the tasks, the error and where their partial output went."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+class Stopped(BaseException):
+    """The build was told to stop (SIGTERM). Not an ``Exception``: Ploomber and papermill
+    catch those per task and go on with the next one."""
 
 
 def make_dag(settings: Settings) -> Any:
@@ -29,14 +75,125 @@ def make_dag(settings: Settings) -> Any:
 
     env = settings.as_env()
     env["run_parameters"] = json.dumps(env, sort_keys=True)  # every setting, for the reports' provenance
-    spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=env)
+    with warnings.catch_warnings():
+        # Ploomber also reads env.yaml beside pipeline.yaml and warns about keys no task names; here env.yaml is
+        # the settings file, and some settings change how a run behaves, not what it makes (warehouse_wait_seconds).
+        warnings.filterwarnings("ignore", "The following placeholders are declared in the environment but unused",
+                                UserWarning)
+        spec = DAGSpec(str(project_root() / "pipeline.yaml"), env=env)
     return spec.to_dag()
 
 
+def product_files(task: Any) -> list[Path]:
+    """The files of a task's product (one, or each of a multi-product's)."""
+    files = task.product.to_json_serializable()
+    return [Path(p) for p in (files.values() if isinstance(files, dict) else [files])]
+
+
+def heal(dag: Any) -> list[str]:
+    """Run each task's ``on_finish`` check on its existing products; delete those that fail.
+
+    Must run before the DAG is rendered (a rendered DAG keeps the status it computed).
+    Returns one note per product deleted.
+    """
+    from helpers.app.tasks import ProductError  # the tasks import the analysis stack: only when building
+
+    notes = []
+    for task in dag.values():
+        if task.on_finish is None or not all(path.exists() for path in product_files(task)):
+            continue
+        try:
+            task.on_finish(product=task.product)
+        except ProductError as exc:
+            exc.path.unlink(missing_ok=True)
+            notes.append(f"{exc}\n  -> removed it; this build makes it again (task {task.name}).")
+    return notes
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+@contextmanager
+def keep_last_good(tasks: list[Any], products: Path) -> Iterator[None]:
+    """Copy the products of ``tasks`` aside for the block; when it raises, restore them.
+
+    For every task that did not finish (failed, stopped, never started), a product it changed
+    is moved to ``<products>.failed-<time>/`` and the copy of the last good one is put back
+    (one rename each). A note on stderr names both places.
+    """
+    products.parent.mkdir(parents=True, exist_ok=True)
+    spare = Path(tempfile.mkdtemp(prefix=f".{products.name}.last-good-", dir=products.parent))
+    saved: dict[Path, tuple[Path, tuple[int, int]]] = {}
+    before: dict[Path, tuple[int, int] | None] = {}
+    try:
+        for task in tasks:
+            for path in product_files(task):
+                before[path] = _signature(path)
+                if before[path] is not None:
+                    copy = spare / str(len(saved))
+                    shutil.copy2(path, copy)
+                    saved[path] = (copy, before[path])
+        yield
+    except BaseException:
+        from ploomber.constants import TaskStatus
+
+        failed = products.with_name(f"{products.name}.failed-{utc_now():{RUN_TIME_FORMAT}}Z")
+        moved, restored = [], []
+        for task in tasks:
+            if task.exec_status == TaskStatus.Executed:
+                continue
+            for path in product_files(task):
+                if _signature(path) != before.get(path) and path.exists():
+                    name = path.relative_to(products) if path.is_relative_to(products) else Path(path.name)
+                    (failed / name).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, failed / name)
+                    moved.append(task.name)
+                if path in saved and not path.exists():
+                    os.replace(saved[path][0], path)
+                    restored.append(str(path))
+        if moved:
+            print(f"note: the output of the unfinished tasks ({', '.join(dict.fromkeys(moved))}) is in {failed}; "
+                  f"their last good products are in place ({len(restored)} restored).", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(spare, ignore_errors=True)
+
+
+def exit_code(text: str) -> int:
+    """The exit status a build failure's text calls for (module docstring)."""
+    if any(name in text for name in REFUSED):
+        return EXIT_REFUSED
+    if any(name in text for name in UNAVAILABLE):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
+
+
 def build(settings: Settings, force: bool = False) -> pd.DataFrame:
-    """Build the outdated tasks (all with ``force``); one row per task: name, ran, seconds."""
+    """Build the outdated tasks (all with ``force``); one row per task: name, ran, seconds.
+
+    Raises :class:`BuildFailed` when a task fails, after putting back the last good products
+    (module docstring).
+    """
+    from ploomber.constants import TaskStatus
+    from ploomber.exceptions import DAGBuildError
+
     dag = make_dag(settings)
-    report = dag.build(force=force, show_progress=False)
+    for note in heal(dag):
+        print(f"note: {note}", file=sys.stderr)
+    dag.render(force=force, show_progress=False)
+    running = [task for task in dag.values() if task.exec_status != TaskStatus.Skipped]
+    try:
+        with keep_last_good(running, settings.products):
+            report = dag.build(force=force, show_progress=False)
+    except DAGBuildError as exc:
+        failed = [task.name for task in running if task.exec_status == TaskStatus.Errored]
+        raise BuildFailed(f"pipeline failed in task {', '.join(failed) or '(unknown)'}:\n{failure_summary(exc)}",
+                          exit_code(str(exc))) from exc
     table = report.to_pandas().rename(columns={"name": "task", "Ran?": "ran", "Elapsed (s)": "seconds"})
     return table[["task", "ran", "seconds"]].astype({"ran": bool, "seconds": float})
 
@@ -51,12 +208,19 @@ def failure_summary(exc: BaseException) -> str:
               if not line.startswith("ploomber.exceptions.")]
     if errors:
         return "\n".join(dict.fromkeys(errors))
-    lines = [line for line in text.splitlines() if line.strip(" =-") and "DAG build failed" not in line]
+    lines = [line for line in text.splitlines()
+             if line.strip(" =-") and not re.search(r"DAG (build|render) failed", line)]
     return lines[0] if lines else type(exc).__name__
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.app.pipeline")
+    parser = argparse.ArgumentParser(prog="python -m helpers.app.pipeline",
+                                     epilog="exit status: 0 built, 1 a task failed or the build was stopped, "
+                                            "2 refused input, 3 warehouse unavailable")
     parser.add_argument("command", choices=["build", "status"])
     parser.add_argument("--profile", help="settings profile, e.g. 'test' for env.test.yaml")
     parser.add_argument("--force", action="store_true", help="run every task, changed or not")
@@ -67,25 +231,31 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.profile)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     for note in settings.notes:  # what reading the settings decided that the user did not set
         print(f"note: {note}", file=sys.stderr)
     if args.command == "status":
         print(make_dag(settings).status())
         return 0
-    from ploomber.exceptions import DAGBuildError, DAGRenderError
+    from ploomber.exceptions import DAGRenderError
 
-    if settings.reports.is_symlink():  # published by a scheduled run: leave that run's pages alone
-        print(f"{settings.reports} pointed to a scheduled run ({os.readlink(settings.reports)}); "
-              "this build renders into a fresh folder there.", file=sys.stderr)
-        settings.reports.unlink()
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         table = build(settings, force=args.force)
-    except (DAGBuildError, DAGRenderError) as exc:
-        failed = re.findall(r"\b(?:PythonCallable|NotebookRunner): (\S+) -> ", str(exc))
-        print(f"pipeline failed in task {', '.join(dict.fromkeys(failed)) or '(unknown)'}:\n{failure_summary(exc)}\n"
-              "products of earlier runs are kept.", file=sys.stderr)
-        return 1
+    except BuildFailed as exc:
+        print(f"{exc}\n{settings.reports} still shows the last good reports. Fix the cause and run `make run` "
+              "again.", file=sys.stderr)
+        return exc.code
+    except DAGRenderError as exc:
+        print(f"the pipeline could not start:\n{failure_summary(exc)}\nnothing ran. Fix it and run `make run` again.",
+              file=sys.stderr)
+        return exit_code(str(exc))
+    except (Stopped, KeyboardInterrupt) as exc:
+        print(f"build stopped ({exc or 'interrupted'}); {settings.reports} still shows the last good reports. "
+              "Run `make run` to finish it.", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(table.to_string(index=False))
     ran = int(table["ran"].sum())
     print(f"{ran} of {len(table)} tasks ran; reports in {settings.reports}/index.html")

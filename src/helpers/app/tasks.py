@@ -1,5 +1,11 @@
-"""Ploomber function tasks. Each takes its ``product`` (and ``upstream``) plus params from
-``pipeline.yaml`` and does one call into the helpers."""
+"""Ploomber function tasks, and the checks of the pipeline's products.
+
+Each task takes its ``product`` (and ``upstream``) plus params from ``pipeline.yaml`` and
+does one call into the helpers. Each ``check_*`` function is a task's ``on_finish`` hook in
+``pipeline.yaml``: it raises :class:`ProductError` naming the file when the product is not
+what the project can use. Ploomber runs it after the task; :mod:`helpers.app.pipeline` also
+runs it on the products it finds before a build, and deletes those that fail.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import nbformat
 
 from helpers.ab.store import load_configured
 from helpers.ab.validation import validate_experiments
@@ -18,6 +26,7 @@ from helpers.data.ingest import ingest
 from helpers.data.quality import read_source
 from helpers.data.series import load_series
 from helpers.forecast import artifact, calibration, comparison
+from helpers.publish import release
 from helpers.publish.site import render_reports
 from helpers.warehouse import Warehouse
 
@@ -70,35 +79,116 @@ def experiments_task(product: Any, upstream: Any, ab_experiments: str, ab_seed: 
     path.write_text(json.dumps([asdict(load) for load in loads], indent=1))
 
 
+def _notebook(products: Any) -> Path | None:
+    """The executed notebook among one task's products (key ``nb``); None for a task without one."""
+    try:
+        return Path(str(products["nb"]))
+    except (KeyError, TypeError):  # a single file product (the artifact), or a grid's mapping
+        return None
+
+
 def _notebooks(upstream: Any) -> dict[str, Path]:
     """Executed notebooks upstream by task name, one task or a grid of tasks (``name-*``) per key.
 
     Pages are named after the tasks: Ploomber suffixes a grid's product files with an index
-    (``bayesian_ab-checkout_flow-0.ipynb``), its task names are the stable ones.
+    (``bayesian_ab-checkout_flow-0.ipynb``), its task names are the stable ones. Upstream
+    tasks without a notebook (``fit_final``) are there for the order only.
     """
     paths = {}
     for name in upstream:
         products = upstream[name]
-        if "nb" in products:
-            paths[name] = Path(str(products["nb"]))
-        else:
-            paths.update({task: Path(str(products[task]["nb"])) for task in products})
+        own = _notebook(products)
+        if own is not None:
+            paths[name] = own
+        elif isinstance(products, dict):
+            paths.update({task: nb for task in products if (nb := _notebook(products[task])) is not None})
     return paths
 
 
 def render_task(product: Any, upstream: Any, reports: str, source_file: str, run_parameters: str | dict,
                 resources_: dict[str, str]) -> None:
-    """Render the problem statement and every executed notebook upstream into ``reports/``.
+    """Render the problem statement and every executed notebook upstream into a fresh folder,
+    then publish it at ``reports`` (:mod:`helpers.publish.release`); the product records it.
 
-    ``resources_`` names the Markdown pages (Ploomber re-runs the task when they change);
-    ``run_parameters`` (JSON, every setting of the run) goes into each page's provenance.
+    The task runs last (everything else is upstream of it), so the pages are published only
+    when every other task succeeded. ``resources_`` names the Markdown pages (Ploomber
+    re-runs the task when they change); ``run_parameters`` (JSON, every setting of the run)
+    goes into each page's provenance.
     """
     notebooks = _notebooks(upstream)
     pages = [resolve(path) for path in resources_.values()]
     # Ploomber hands a placeholder that looks like a dict over as one.
     parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
     record = stamp(parameters, resolve(source_file))
-    render_reports(notebooks, Path(reports), index=Path(str(product)), pages=pages, stamp=record)
+    link = Path(reports)
+    folder = release.new_folder(link)
+    try:
+        render_reports(notebooks, folder, pages=pages, stamp=record)
+    except Exception as exc:
+        raise ReportsError(f"rendering the reports failed ({type(exc).__name__}: {exc}); the partial pages are in "
+                           f"{folder}; {link} still shows the last good reports. Fix the cause and run "
+                           "`make run` again.") from exc
+    release.publish(link, folder)
+    path = Path(str(product))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"reports": str(link), "folder": str(folder), "run_time_utc": record["run_time_utc"],
+                                "pages": sorted(p.name for p in folder.glob("*.html"))}, indent=1))
+
+
+# -- product checks: on_finish hooks (pipeline.yaml), and helpers.app.pipeline runs them on the products it finds
+class ProductError(ValueError):
+    """A product fails its check; ``path`` is the file to rebuild, the message says what is wrong."""
+
+    def __init__(self, path: str | Path, message: str):
+        self.path = Path(path)
+        super().__init__(message)
+
+
+def _broken(path: Path, problem: str) -> ProductError:
+    return ProductError(path, f"{path}: {problem}; `make run` makes it again")
+
+
+class ReportsError(RuntimeError):
+    """The reports could not be rendered; the message says where the partial pages are."""
+
+
+def check_notebook(product: Any) -> None:
+    """The executed notebook (key ``nb``) reads as a notebook."""
+    path = _notebook(product)
+    try:
+        nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # NotJSONError is a ValueError
+        raise _broken(path, f"not a readable notebook ({type(exc).__name__}: {exc})") from exc
+
+
+def check_comparison(product: Any) -> None:
+    """The model comparison notebook reads, and its ``selection`` reads as a selection record."""
+    check_notebook(product)
+    path = Path(str(product["selection"]))
+    try:
+        comparison.read_selection(path)
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise _broken(path, f"not a readable model selection ({type(exc).__name__}: {exc})") from exc
+
+
+def check_artifact(product: Any) -> None:
+    """The forecast artifact loads (:func:`helpers.forecast.artifact.load_artifact`)."""
+    try:
+        artifact.load_artifact(str(product))
+    except artifact.ArtifactError as exc:
+        raise ProductError(str(product), str(exc)) from exc
+
+
+def check_reports(product: Any) -> None:
+    """The record of the published reports reads, and the reports it names are still published."""
+    path = Path(str(product))
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        link, folder = Path(record["reports"]), Path(record["folder"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _broken(path, f"not a readable reports record ({type(exc).__name__}: {exc})") from exc
+    if not (folder / "index.html").exists() or link.resolve() != folder.resolve():
+        raise _broken(path, f"{link} no longer shows the pages of {folder}")
 
 
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
