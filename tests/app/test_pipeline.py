@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -10,7 +14,27 @@ import pytest
 
 from helpers.core.settings import load_settings
 from helpers.app.pipeline import build, main
+from helpers.warehouse import Warehouse
 from tests.support import DQ
+
+
+class SideIngests(threading.Thread):
+    """Another person's ingests of another series into the same warehouse, one after another
+    (at most ``limit``, ``pause`` seconds apart) while the build runs: each must wait its turn
+    and load, and the build must succeed beside them."""
+
+    def __init__(self, warehouse: Path, source: Path, limit: int = 3, pause: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.warehouse, self.source, self.limit, self.pause = warehouse, source, limit, pause
+        self.done, self.results = threading.Event(), []
+
+    def run(self) -> None:
+        while not self.done.is_set() and len(self.results) < self.limit:
+            process = subprocess.run([sys.executable, "-m", "helpers.data.ingest", "--file", str(self.source),
+                                      "--series-id", "side", "--warehouse", str(self.warehouse)],
+                                     capture_output=True, text=True, timeout=300)
+            self.results.append((process.returncode, process.stderr))
+            self.done.wait(self.pause)
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +42,29 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
     settings = load_settings("test", products=str(out / "products"), reports=str(out / "reports"),
                              warehouse_path=str(out / "warehouse.duckdb"))
-    first = build(settings)
+    side = SideIngests(settings.warehouse_path, DQ / "clean.csv")
+    side.start()
+    try:
+        first = build(settings)
+    finally:
+        side.done.set()
+        side.join(timeout=300)
     second = build(settings)
-    return settings, first, second
+    return settings, first, second, side.results
+
+
+@pytest.mark.slow
+def test_ingests_during_a_build_wait_their_turn_and_both_succeed(built):
+    settings, first, _, side = built
+    assert first["ran"].all()
+    assert side and all(code == 0 for code, _ in side), side
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        assert len(warehouse.read_series("raw_series", "side")) == 8
 
 
 @pytest.mark.slow
 def test_every_task_runs_then_nothing_runs(built):
-    _, first, second = built
+    _, first, second, _ = built
     assert first["ran"].all(), first
     assert not second["ran"].any(), second
     experiments = {f"bayesian_ab-{name}" for name in ("checkout_flow", "homepage_aa", "pricing_page", "banner_srm")}
@@ -35,7 +74,7 @@ def test_every_task_runs_then_nothing_runs(built):
 
 @pytest.mark.slow
 def test_reports_index_links_every_page(built):
-    settings, _, _ = built
+    settings, *_ = built
     index = (settings.reports / "index.html").read_text()
     links = re.findall(r'href="([^"#]+)"', index)
     assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html",
@@ -57,7 +96,7 @@ def test_reports_open_in_a_browser_with_live_figures(built, tmp_path):
     """Headless Chromium: a screenshot of the index, and plotly draws its figures with no network."""
     from tests.support import chromium
 
-    settings, _, _ = built
+    settings, *_ = built
     shot = tmp_path / "index.png"
     chromium((settings.reports / "index.html").as_uri(), tmp_path / "profile-a", f"--screenshot={shot}",
              "--window-size=1100,900")
@@ -69,7 +108,7 @@ def test_reports_open_in_a_browser_with_live_figures(built, tmp_path):
 
 @pytest.mark.slow
 def test_executed_notebook_has_no_errors_or_warnings(built):
-    settings, _, _ = built
+    settings, *_ = built
     executed = sorted(settings.products.rglob("*.ipynb"))
     assert len(executed) == 8  # four series notebooks, four experiments
     for path in executed:
@@ -87,7 +126,7 @@ def test_hypothesis_report_shows_registry_hash_and_adjusted_p_values(built):
     from helpers.analysis.hypotheses import registry_hash
     from helpers.core.paths import project_root
 
-    settings, _, _ = built
+    settings, *_ = built
     page = (settings.reports / "hypothesis_tests.html").read_text()
     assert registry_hash(project_root() / "hypotheses.yaml") in page
     assert "p_adjusted" in page and "H7_correlation" in page
@@ -99,7 +138,7 @@ def test_artifact_matches_the_report(built):
     from helpers.forecast.artifact import load_artifact
     from helpers.forecast.comparison import read_selection
 
-    settings, _, _ = built
+    settings, *_ = built
     payload = load_artifact(settings.products / "model" / "forecast_artifact.json")
     _, record = read_selection(settings.products / "model" / "selection.json")
     assert payload["selected_model"] == record["selected"]
@@ -115,7 +154,7 @@ def test_a_truncated_artifact_is_rebuilt_by_the_next_build(built, capsys):
     """Ploomber trusts its records, not the file: the build checks the products it finds first."""
     from helpers.forecast.artifact import ArtifactError, load_artifact
 
-    settings, _, _ = built
+    settings, *_ = built
     path = settings.products / "model" / "forecast_artifact.json"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ArtifactError, match="`make run`"):
@@ -135,7 +174,7 @@ def test_end_to_end_warehouse_to_served_prediction(built):
     from helpers.app.service import create_app
     from helpers.warehouse import Warehouse
 
-    settings, _, _ = built
+    settings, *_ = built
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         last_day = warehouse.read_series("daily_series", settings.series_id)["ts"].max()
     _, record = read_selection(settings.products / "model" / "selection.json")
