@@ -10,78 +10,34 @@ package, so they keep meaning the same when the load's internals change.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from tests.reliability.conftest import REPO
+from tests.reliability.conftest import LOAD_TIMEOUT, ingest_command, load_env, run_load, series_state, sql_value
 from tests.support import half_hourly
 
 N_KILLS = 8
 SEED = 20141
-TIMEOUT = 60  # seconds any one subprocess may take
-
-
-def _env(warehouse: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPERS_")}
-    env.update(HELPERS_WAREHOUSE_PATH=str(warehouse), HELPERS_WAREHOUSE_WAIT_SECONDS="5",
-               PLOOMBER_STATS_ENABLED="false",
-               PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]))
-    return env
-
-
-def _ingest(source: Path, warehouse: Path) -> list[str]:
-    return [sys.executable, "-m", "helpers.data.ingest", "--file", str(source), "--series-id", "site",
-            "--warehouse", str(warehouse)]
 
 
 def _ab_load(source: Path, warehouse: Path) -> list[str]:
     return [sys.executable, "-m", "helpers.ab", "load", str(source)]
 
 
-def _run(command: list[str], warehouse: Path) -> float:
-    """Run ``command`` to the end; returns its wall time in seconds."""
-    started = time.monotonic()
-    done = subprocess.run(command, env=_env(warehouse), capture_output=True, text=True, timeout=TIMEOUT)
-    assert done.returncode == 0, done.stderr
-    return time.monotonic() - started
-
-
-def _digest(connection, query: str) -> tuple:
-    return connection.execute(query).fetchone()
-
-
-def _series_state(path: Path) -> dict:
-    """Row counts of the tables an ingest writes, and digests of the series' rows (run ids left out:
-    they differ between two runs of the same load)."""
-    with duckdb.connect(str(path)) as connection:  # read-write, as the next load would: replays the WAL
-        state = {table: _digest(connection, f"SELECT count(*) FROM {table}")[0]
-                 for table in ("raw_series", "hourly_series", "daily_series", "dq_runs", "series_catalog",
-                               "quarantine")}
-        state["raw_rows"] = _digest(connection, "SELECT md5(string_agg(CAST(row(ts, y, temperature, workday) AS "
-                                                "VARCHAR), ';' ORDER BY ts)) FROM raw_series WHERE series_id = 'site'")
-        for table in ("hourly_series", "daily_series"):
-            state[f"{table}_rows"] = _digest(connection, f"SELECT md5(string_agg(CAST(t AS VARCHAR), ';' ORDER BY ts)) "
-                                                         f"FROM {table} t")
-        state["catalog_source"] = _digest(connection, "SELECT list(source_file ORDER BY source_file) FROM series_catalog")
-    return state
-
-
 def _ab_state(path: Path) -> dict:
     with duckdb.connect(str(path)) as connection:
-        state = {table: _digest(connection, f"SELECT count(*) FROM {table}")[0]
+        state = {table: sql_value(connection, f"SELECT count(*) FROM {table}")[0]
                  for table in ("ab_users", "ab_experiments", "quarantine")}
-        state["users"] = _digest(connection, "SELECT md5(string_agg(CAST(row(experiment_id, user_id, variant, "
-                                             "assigned_at, converted, revenue) AS VARCHAR), ';' "
-                                             "ORDER BY experiment_id, user_id)) FROM ab_users")
-        state["sources"] = _digest(connection, "SELECT list(source ORDER BY experiment_id) FROM ab_experiments")
+        state["users"] = sql_value(connection, "SELECT md5(string_agg(CAST(row(experiment_id, user_id, variant, "
+                                               "assigned_at, converted, revenue) AS VARCHAR), ';' "
+                                               "ORDER BY experiment_id, user_id)) FROM ab_users")
+        state["sources"] = sql_value(connection, "SELECT list(source ORDER BY experiment_id) FROM ab_experiments")
     return state
 
 
@@ -99,14 +55,14 @@ def _kill_at_moments(tmp_path: Path, old_file: Path, command, state, n: int, see
     old = state(old_file)
     clean = tmp_path / "clean.duckdb"
     shutil.copy(old_file, clean)
-    duration = _run(command(clean), clean)
+    duration = run_load(command(clean), clean)
     new = state(clean)
-    assert new != old  # the second load changes every part of the state it is judged by
+    assert new != old
     tally = {"old": 0, "new": 0, "finished": 0, "duration_s": round(duration, 2), "moments_s": []}
     for k, delay in enumerate(_kill_moments(duration, n, seed)):
         copy = tmp_path / f"killed{k}.duckdb"
         shutil.copy(old_file, copy)
-        process = subprocess.Popen(command(copy), env=_env(copy), stdout=subprocess.DEVNULL,
+        process = subprocess.Popen(command(copy), env=load_env(copy), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         processes.append(process)
         try:
@@ -115,7 +71,7 @@ def _kill_at_moments(tmp_path: Path, old_file: Path, command, state, n: int, see
             assert process.returncode == 0
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=TIMEOUT)
+            process.wait(timeout=LOAD_TIMEOUT)
         after = state(copy)
         assert after in (old, new), f"killed after {delay:.2f} s: the warehouse holds a mix of the old and new loads"
         if process.returncode == 0:
@@ -140,10 +96,10 @@ def _first_and_second(tmp_path: Path) -> tuple[Path, Path]:
 def test_an_ingest_killed_at_any_moment_leaves_the_old_load_or_the_new_one(tmp_path, processes):
     first, second = _first_and_second(tmp_path)
     old = tmp_path / "old.duckdb"
-    _run(_ingest(first, old), old)
-    assert _series_state(old)["raw_series"] == 20_000 - 2
+    run_load(ingest_command(first, old), old)
+    assert series_state(old)["raw_series"] == 20_000 - 2
 
-    tally = _kill_at_moments(tmp_path, old, lambda path: _ingest(second, path), _series_state, N_KILLS, SEED,
+    tally = _kill_at_moments(tmp_path, old, lambda path: ingest_command(second, path), series_state, N_KILLS, SEED,
                              processes)
     print(f"ingest: clean run {tally['duration_s']} s; killed at {tally['moments_s']} s: {tally['old']} before "
           f"the commit (old load), {tally['new']} after it (new load; {tally['finished']} of them had already exited)")
@@ -165,7 +121,7 @@ def test_an_ab_load_killed_at_any_moment_leaves_the_old_experiments_or_the_new_o
     _users(500, ("e1", "e2"), seed=0).to_csv(first, index=False)
     _users(10_000, ("e2", "e3"), seed=1).to_csv(second, index=False)  # replaces e2, adds e3, leaves e1
     old = tmp_path / "old.duckdb"
-    _run(_ab_load(first, old), old)
+    run_load(_ab_load(first, old), old)
 
     tally = _kill_at_moments(tmp_path, old, lambda path: _ab_load(second, path), _ab_state, 3, SEED, processes)
     print(f"A/B load: clean run {tally['duration_s']} s; killed at {tally['moments_s']} s: {tally['old']} before "
