@@ -27,6 +27,7 @@ SEED = 20141
 
 
 def _ab_load(source: Path, warehouse: Path) -> list[str]:
+    """The A/B load command; it has no warehouse option, :func:`load_env` names ``warehouse``."""
     return [sys.executable, "-m", "helpers.ab", "load", str(source)]
 
 
