@@ -28,6 +28,59 @@ TIME_LIMIT = 180  # above the 2 x 60 s the concurrency tests allow their subproc
 collect_ignore_glob = ["project/*"]  # the small project's notebook is built by the tests, not run by nbval
 
 
+#: Seconds any one load command (ingest, A/B load) may take in these tests.
+LOAD_TIMEOUT = 60
+
+
+def load_env(warehouse: Path) -> dict[str, str]:
+    """The environment of a load command writing to ``warehouse`` (``HELPERS_*`` of the session left out)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPERS_")}
+    env.update(HELPERS_WAREHOUSE_PATH=str(warehouse), HELPERS_WAREHOUSE_WAIT_SECONDS="5",
+               PLOOMBER_STATS_ENABLED="false",
+               PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def ingest_command(source: Path, warehouse: Path, series_id: str = "site") -> list[str]:
+    return [sys.executable, "-m", "helpers.data.ingest", "--file", str(source), "--series-id", series_id,
+            "--warehouse", str(warehouse)]
+
+
+def run_load(command: list[str], warehouse: Path) -> float:
+    """Run a load ``command`` to the end, which must succeed; returns its wall time in seconds."""
+    started = time.monotonic()
+    done = subprocess.run(command, env=load_env(warehouse), capture_output=True, text=True, timeout=LOAD_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - started
+
+
+def sql_value(connection, query: str) -> tuple:
+    return connection.execute(query).fetchone()
+
+
+def series_state(path: Path, series_id: str = "site") -> dict:
+    """Row counts of the tables an ingest writes and digests of their rows, read with SQL from the
+    DuckDB file at ``path`` (opened for writing, as the next load would: DuckDB replays its log).
+
+    Run ids are left out: two runs of the same load differ only in them.
+    """
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        state = {table: sql_value(connection, f"SELECT count(*) FROM {table}")[0]
+                 for table in ("raw_series", "hourly_series", "daily_series", "dq_runs", "series_catalog",
+                               "quarantine")}
+        state["raw_rows"] = sql_value(connection, "SELECT md5(string_agg(CAST(row(ts, y, temperature, workday) AS "
+                                                  f"VARCHAR), ';' ORDER BY ts)) FROM raw_series WHERE series_id = "
+                                                  f"'{series_id}'")
+        for table in ("hourly_series", "daily_series"):
+            state[f"{table}_rows"] = sql_value(connection, "SELECT md5(string_agg(CAST(t AS VARCHAR), ';' ORDER BY "
+                                                           f"ts)) FROM {table} t")
+        state["catalog_source"] = sql_value(connection, "SELECT list(source_file ORDER BY source_file) "
+                                                        "FROM series_catalog")
+    return state
+
+
 @pytest.fixture(autouse=True)
 def time_limit():
     def expire(signum, frame):

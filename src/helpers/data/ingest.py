@@ -22,7 +22,9 @@ warehouse failed.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -181,6 +183,15 @@ def ingest(settings: Settings, run_id: str | None = None) -> IngestReport:
         return ingest_file(settings.source_file, spec, warehouse, run_id=run_id, encoding=settings.encoding)
 
 
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it arose from, is ENOSPC (DuckDB reports it as text, not errno)."""
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.data.ingest",
@@ -210,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     report_path = args.pop("report")
+    settings = None
     try:
         settings = load_settings(**args)
         report = ingest(settings)
@@ -219,7 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseBusy as exc:
         print(f"warehouse busy: {exc}", file=sys.stderr)
         return 3
-    except WarehouseError as exc:
+    except (WarehouseError, OSError) as exc:
+        if _disk_full(exc):
+            where = settings.warehouse_path if settings else args["warehouse_path"] or "the warehouse"
+            print(f"error: the disk holding {where} is full; the load was rolled back and the warehouse holds what "
+                  "it held before. Free space on that disk (or point --warehouse / warehouse_path at a disk with "
+                  "room) and load the file again.", file=sys.stderr)
+            return 3
+        if not isinstance(exc, WarehouseError):
+            raise
         print(f"warehouse error: {exc}\nwhatever of this load had started was rolled back; the warehouse holds "
               "what it held before.", file=sys.stderr)
         return 3
