@@ -531,6 +531,38 @@ def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bod
             "alternative_limit_1_GiB": run(1 << 30, 1, huge=False)}
 
 
+def write_repeated_file(source: str | Path, times: int, path: Path) -> int:
+    """``source`` repeated ``times`` times, each copy shifted by the data's span so the copies
+    continue one grid (no duplicate or missing timestamp), written as plain CSV; its rows.
+    The copies are centred on the original, so 290 years stay inside pandas' 1677-2262 range."""
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    ts = pd.to_datetime(frame["timestamp"])
+    span = ts.iloc[-1] - ts.iloc[0] + (ts.iloc[1] - ts.iloc[0])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(",".join(frame.columns) + "\n")
+        for k in range(-(times // 2), times - times // 2):
+            copy = frame.assign(timestamp=(ts + k * span).dt.strftime("%Y-%m-%d %H:%M:%S"))
+            copy.to_csv(handle, header=False, index=False, lineterminator="\n")
+    return len(frame) * times
+
+
+def measure_child(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time and peak resident memory (``ru_maxrss`` of this child alone, MB) of one child
+    process; its output goes to temporary files so nothing but ``wait4`` reaps it."""
+    import subprocess
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                "exit": child.returncode, "stdout_tail": out.read().decode()[-400:],
+                "stderr_tail": err.read().decode()[-400:]}
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import gzip
 import json
 import lzma
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset, Tick
 
 from helpers.core.files import unreadable
+from helpers.core.provenance import utc_now
 from helpers.core.settings import Settings, where
 
 ROW_KINDS = (
@@ -63,6 +67,12 @@ NA_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "#n/a", "nat"})
 #: Physically possible near-surface air temperatures, deg C (records: -89.2 and 56.7).
 TEMPERATURE_RANGE = (-90.0, 60.0)
 MAX_EXAMPLES = 5
+#: Rows read, checked and staged at a time. Ingest holds one chunk as text (a few hundred MB
+#: for 500,000 rows while it is parsed) plus 33 bytes per row of the whole file (timestamp,
+#: three values, a flag), so its memory grows far slower than the file.
+CHUNK_ROWS = 500_000
+#: The int64 pandas and numpy use for NaT.
+NAT = np.iinfo(np.int64).min
 
 
 class DataQualityError(ValueError):
@@ -230,25 +240,56 @@ def read_source(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     file is missing, unreadable, of an unknown type, damaged, not in the encoding, empty or
     without data rows.
     """
+    (frame,) = read_chunks(path, encoding, chunk_rows=None)
+    return frame
+
+
+def read_chunks(path: str | Path, encoding: str = "utf-8", chunk_rows: int | None = CHUNK_ROWS
+                ) -> Iterator[pd.DataFrame]:
+    """The rows of ``path`` as frames of at most ``chunk_rows`` rows (one frame when ``None``),
+    read as :func:`read_source` reads them and refused for the same reasons; a problem found
+    part way through (a damaged end, an undecodable line) is raised when that chunk is read."""
     path = Path(path)
     if not path.exists():
         raise DataQualityError(f"{path}: file not found")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".parquet":
-        frame = _read_parquet(path)
+        chunks = _parquet_chunks(path, chunk_rows)
     elif ".csv" in suffixes:
-        frame = _read_csv(path, COMPRESSIONS.get(suffixes[-1]), encoding)
+        chunks = _csv_chunks(path, COMPRESSIONS.get(suffixes[-1]), encoding, chunk_rows)
     else:
         raise DataQualityError(f"{path}: unsupported file type; use .csv, .csv.gz (or .bz2/.zip/.xz) or .parquet")
-    if frame.empty:
-        raise DataQualityError(f"{path}: the file has no data rows (columns found: {[str(c) for c in frame.columns]});"
+    return _nonempty(path, chunks)
+
+
+def _nonempty(path: Path, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    columns: list[str] = []
+    n_rows = 0
+    for frame in chunks:
+        columns = [str(c) for c in frame.columns]
+        if not frame.empty:
+            n_rows += len(frame)
+            yield frame
+    if not n_rows:
+        raise DataQualityError(f"{path}: the file has no data rows (columns found: {columns});"
                                " load a file with a header line and at least one row below it")
-    return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     try:
-        return pd.read_parquet(path)
+        if chunk_rows is None:
+            yield pd.read_parquet(path)
+            return
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        names = [name for name in schema.names if name not in index]
+        if parquet.metadata.num_rows == 0:
+            yield schema.empty_table().select(names).to_pandas()
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=names):
+            yield batch.to_pandas()
     except (PermissionError, IsADirectoryError) as exc:
         raise DataQualityError(unreadable(path, exc)) from None
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
@@ -258,8 +299,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             f"Parquet: {NEW_COPY}, or write it again (pandas: DataFrame.to_parquet)") from None
 
 
-def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: str) -> pd.DataFrame:
+def _csv_chunks(path: Path, compression: tuple[str, bytes, str] | None, encoding: str,
+                chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     kind, magic, test_command = compression or (None, b"", "")
+    read_as, bom = encoding, None
     try:
         if kind:
             with open(path, "rb") as raw:
@@ -271,20 +314,24 @@ def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: 
         with _open_decompressed(path, kind) as handle:
             head = handle.read(4)
         bom = byte_order_mark(head)
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=bom or encoding)
-        except UnicodeDecodeError as exc:
-            if bom != "utf-8-sig" or _is_utf8(encoding):
-                raise DataQualityError(_decode_problem(path, kind, exc, bom or encoding, bom)) from None
-        # A UTF-8 mark on text that is not UTF-8 (a Latin-1 file saved with one): the setting
-        # decides, and the mark, decoded as that encoding, is dropped from the first column name.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=encoding)
-        mark = codecs.BOM_UTF8.decode(encoding, errors="replace")
-        return frame.rename(columns={frame.columns[0]: str(frame.columns[0]).removeprefix(mark)})
+        read_as = bom or encoding
+        mark = ""
+        if bom == "utf-8-sig" and not _is_utf8(encoding) and _undecodable_line(path, kind, bom) is not None:
+            # A UTF-8 mark on text that is not UTF-8 (a Latin-1 file saved with one): the setting
+            # decides, and the mark, decoded as that encoding, is dropped from the first column name.
+            read_as, bom = encoding, None
+            mark = codecs.BOM_UTF8.decode(encoding, errors="replace")
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=read_as,
+                             chunksize=chunk_rows)
+        with contextlib.nullcontext((reader,)) if chunk_rows is None else reader as frames:
+            for frame in frames:
+                if mark:
+                    frame = frame.rename(columns={frame.columns[0]: str(frame.columns[0]).removeprefix(mark)})
+                yield frame
     except DataQualityError:
         raise
-    except UnicodeDecodeError as exc:  # in the setting's encoding, after a UTF-8 mark
-        raise DataQualityError(_decode_problem(path, kind, exc, encoding, None)) from None
+    except UnicodeDecodeError as exc:
+        raise DataQualityError(_decode_problem(path, kind, exc, read_as, bom)) from None
     except pd.errors.EmptyDataError:
         what = "holds no text once decompressed" if kind else "is empty"
         raise DataQualityError(f"{path}: the file {what} (no header line, no rows); "
