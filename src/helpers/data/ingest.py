@@ -160,6 +160,7 @@ def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id
     try:
         n_loaded = _stage_raw(warehouse, check, spec, run_id)
         n_quarantined = _stage_quarantine(warehouse, check, path, encoding, spec, run_id, started)
+        check.release_rows()  # the rows are staged: leave the memory to the warehouse's transaction
         n_updated = int(warehouse.query("count_existing_keys")["n"].iloc[0])
         counts = check.counts
         finished = utc_now()

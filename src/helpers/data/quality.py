@@ -67,10 +67,10 @@ NA_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "#n/a", "nat"})
 #: Physically possible near-surface air temperatures, deg C (records: -89.2 and 56.7).
 TEMPERATURE_RANGE = (-90.0, 60.0)
 MAX_EXAMPLES = 5
-#: Rows read, checked and staged at a time. Ingest holds one chunk as text (a few hundred MB
-#: for 500,000 rows while it is parsed) plus 33 bytes per row of the whole file (timestamp,
+#: Rows read, checked and staged at a time. Ingest holds one chunk as text (about 120 MB
+#: for 100,000 rows while it is parsed) plus 33 bytes per row of the whole file (timestamp,
 #: three values, a flag), so its memory grows far slower than the file.
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 100_000
 #: The int64 pandas and numpy use for NaT.
 NAT = np.iinfo(np.int64).min
 
@@ -636,6 +636,11 @@ class FileCheck(FindingCounts):
                 "ts": self.ts[part].view("datetime64[ns]"), "y": values[:, 0], "temperature": values[:, 1],
                 "workday": pd.Series(values[:, 2]).astype("Int64"),
             })
+
+    def release_rows(self) -> None:
+        """Free the per-row arrays (once the rows are staged); counts and findings stay."""
+        self.ts, self.values = np.empty(0, dtype=np.int64), np.empty((0, 3))
+        self.flagged = {}
 
     def reasons(self, start: int, stop: int) -> dict[int, list[str]]:
         """Every reason (``kind:column``) of each quarantined row in ``start:stop``, keyed by its
