@@ -23,6 +23,9 @@ the obvious alternative measured in the same run:
   send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
   300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
   the same load with the body limit raised to 1 GiB.
+- ingest memory (``--only ingest_memory``): wall time and peak resident memory of
+  ``python -m helpers.data.ingest`` on the default file repeated 1x, 10x and 50x (shifted
+  timestamps, one grid), chunked against the same ingest as one chunk (the whole-file path).
 
 ``--only`` runs some sections and keeps the others' last results in the output file.
 
@@ -531,6 +534,69 @@ def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bod
             "alternative_limit_1_GiB": run(1 << 30, 1, huge=False)}
 
 
+def write_repeated_file(source: str | Path, times: int, path: Path) -> int:
+    """``source`` repeated ``times`` times, each copy shifted by the data's span so the copies
+    continue one grid (no duplicate or missing timestamp), written as plain CSV; its rows.
+    The copies are centred on the original, so 290 years stay inside pandas' 1677-2262 range."""
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    ts = pd.to_datetime(frame["timestamp"])
+    span = ts.iloc[-1] - ts.iloc[0] + (ts.iloc[1] - ts.iloc[0])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(",".join(frame.columns) + "\n")
+        for k in range(-(times // 2), times - times // 2):
+            copy = frame.assign(timestamp=(ts + k * span).dt.strftime("%Y-%m-%d %H:%M:%S"))
+            copy.to_csv(handle, header=False, index=False, lineterminator="\n")
+    return len(frame) * times
+
+
+def measure_child(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time and peak resident memory (``ru_maxrss`` of this child alone, MB) of one child
+    process; its output goes to temporary files so nothing but ``wait4`` reaps it."""
+    import subprocess
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                "exit": child.returncode, "stdout_tail": out.read().decode()[-400:],
+                "stderr_tail": err.read().decode()[-400:]}
+
+#: Multiples of the default file that ``ingest_memory`` loads (``--ingest-multiples`` to change).
+INGEST_MULTIPLES = (1, 10, 50)
+#: The whole-file path in the same run: one chunk as large as any file (read_source + validate).
+WHOLE_FILE = ("import sys; import helpers.data.quality as q; q.CHUNK_ROWS = 10**12; "
+              "from helpers.data.ingest import main; sys.exit(main(sys.argv[1:]))")
+
+
+def bench_ingest_memory(settings, repeat: int, tmp: Path, multiples: tuple[int, ...] = INGEST_MULTIPLES) -> dict:
+    """Wall time and peak memory of ``python -m helpers.data.ingest`` (a child process each, a
+    fresh DuckDB file each) on the default file repeated 1x, 10x, 50x with shifted timestamps,
+    chunked (``CHUNK_ROWS``) and, beside it, as one chunk (the whole-file path it replaced)."""
+    from helpers.data import quality
+
+    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false"}
+    results: dict[str, Any] = {"chunk_rows": quality.CHUNK_ROWS, "runs": {}}
+    for times in multiples:
+        path = tmp / f"elecdemand_{times}x.csv"
+        rows = write_repeated_file(settings.source_file, times, path)
+        run = {"rows": rows, "file_mb": round(path.stat().st_size / 1e6, 1)}
+        for name, head in (("chunked", ["-m", "helpers.data.ingest"]), ("alternative_whole_file", ["-c", WHOLE_FILE])):
+            warehouse = tmp / f"{name}_{times}x.duckdb"
+            run[name] = measure_child([sys.executable, *head, "--file", str(path), "--series-id", f"bench_{times}x",
+                                       "--warehouse", str(warehouse)], env)
+            warehouse.unlink(missing_ok=True)
+            print(f"  {times}x ({rows} rows) {name}: {run[name]['seconds']} s, peak {run[name]['peak_rss_mb']} MB",
+                  flush=True)
+        path.unlink()
+        results["runs"][f"{times}x"] = run
+    return results
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
@@ -540,6 +606,7 @@ BENCHMARKS = {
     "ab": bench_ab,
     "service": bench_service,
     "service_memory": bench_service_memory,
+    "ingest_memory": bench_ingest_memory,
 }
 
 
@@ -548,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--ingest-multiples", default=",".join(map(str, INGEST_MULTIPLES)),
+                        help="multiples of the default file for ingest_memory, e.g. 1,10,50,290")
     args = parser.parse_args(argv)
+    multiples = tuple(int(m) for m in args.ingest_multiples.split(","))
+    BENCHMARKS["ingest_memory"] = lambda settings, repeat, tmp: bench_ingest_memory(settings, repeat, tmp, multiples)
     settings = load_settings()
     previous = json.loads(args.output.read_text()) if args.only and args.output.exists() else {}
     results = {

@@ -207,3 +207,34 @@ def test_a_file_with_no_loadable_row_is_refused_and_creates_no_catalog_entry(war
 def test_identical_rows_at_one_timestamp_load_one_row(warehouse, spec):
     report = ingest_file(SHORT / "same_timestamp_copies.csv", spec, warehouse)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (8, 1, 7)
+
+
+def _loaded(warehouse, report) -> tuple:
+    runs = warehouse.query("select_dq_runs", ["fixture"]).drop(columns=["run_id", "started_at", "finished_at"])
+    return (warehouse.read_series("raw_series", "fixture").drop(columns="run_id"),
+            warehouse.query("select_quarantine", [report.run_id]).drop(columns=["run_id", "quarantined_at"]),
+            runs, {k: v for k, v in json.loads(report.to_json()).items()
+                   if k not in ("run_id", "started_at", "finished_at")})
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DQ.glob("*.csv") if p.stem != "missing_column"))
+def test_chunks_load_what_one_chunk_loads(tmp_path, spec, monkeypatch, name):
+    """Known answer: the fixtures read 7 or 1 rows at a time give the one-chunk report,
+    quarantine and rows; duplicates, disorder, gaps and the grid's phase span chunk boundaries."""
+    from helpers.data import quality
+
+    source = tmp_path / f"{name}.csv"  # two copies a year apart: more rows than any chunk
+    frame = quality.read_source(DQ / f"{name}.csv")
+    later = frame.assign(timestamp=frame["timestamp"].str.replace("2014-", "2015-", regex=False))
+    pd.concat([frame, later]).to_csv(source, index=False)
+    answers = []
+    for chunk_rows in (10_000, 7, 1):
+        monkeypatch.setattr(quality, "CHUNK_ROWS", chunk_rows)
+        with Warehouse.open("duckdb", tmp_path / f"{chunk_rows}.duckdb") as wh:
+            answers.append(_loaded(wh, ingest_file(source, spec, wh)))
+    for answer in answers[1:]:
+        for got, want in zip(answer, answers[0]):
+            if isinstance(want, pd.DataFrame):
+                pd.testing.assert_frame_equal(got, want)
+            else:
+                assert got == want

@@ -2,11 +2,13 @@
 
 Order of work, chosen so that a failure never leaves the warehouse half-changed:
 
-1. read and validate the file (:mod:`helpers.data.quality`); a file that cannot be read, a
-   missing required column or a file with no loadable row stops here, before anything
-   touches the warehouse;
-2. stage clean rows, quarantined rows, the run's stats row and the catalog entry in
-   session-temporary tables;
+1. read and validate the file (:mod:`helpers.data.quality`) a chunk of rows at a time,
+   keeping only a timestamp, three values and a flag per row; a file that cannot be read, a
+   missing required column or a file with no loadable row stops here, before the warehouse
+   is opened (:func:`ingest`) or touched (:func:`ingest_file`);
+2. stage clean rows (from those arrays), quarantined rows (the file read again, only when
+   some are), the run's stats row and the catalog entry in session-temporary tables, a
+   chunk at a time;
 3. in one transaction: upsert raw rows on ``(series_id, ts)``, rebuild the series' hourly
    and daily aggregates, append the quarantine rows and the stats row.
 
@@ -31,12 +33,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.tseries.offsets import Tick
 
 from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.core.provenance import file_sha256, new_run_id, utc_now
-from helpers.data.quality import ROW_KINDS, DataQualityError, SeriesSpec, ValidationResult, read_source, validate
+from helpers.data import quality
+from helpers.data.quality import ROW_KINDS, DataQualityError, FileCheck, SeriesSpec, ValidationResult, validate_file
 from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseBusy, WarehouseError
 
 
@@ -90,32 +94,50 @@ def aggregate_grains(freq: str) -> list[str]:
     return grains
 
 
-def _stage_frames(result: ValidationResult, spec: SeriesSpec, run_id: str, source: str,
-                  now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    clean = result.clean
-    raw = pd.DataFrame({
-        "series_id": spec.series_id,
-        "ts": clean["ts"],
-        "y": clean["y"],
-        "temperature": clean["temperature"],
-        "workday": clean["workday"].astype("Int16"),
-        "run_id": run_id,
-    }, columns=TABLE_COLUMNS["raw_series"])
-    quarantine = pd.DataFrame({
-        "run_id": run_id,
-        "series_id": spec.series_id,
-        "source_file": source,
-        "row_number": result.quarantine["row_number"].astype("int32"),
-        "reasons": result.quarantine["reasons"],
-        "record": result.quarantine["record"],
-        "quarantined_at": pd.Timestamp(now),
-    }, columns=TABLE_COLUMNS["quarantine"])
-    return raw, quarantine
+def _stage_raw(warehouse: Warehouse, check: FileCheck, spec: SeriesSpec, run_id: str) -> int:
+    n_rows = 0
+    for clean in check.clean_chunks():
+        raw = pd.DataFrame({
+            "series_id": spec.series_id,
+            "ts": clean["ts"],
+            "y": clean["y"],
+            "temperature": clean["temperature"],
+            "workday": clean["workday"].astype("Int16"),
+            "run_id": run_id,
+        }, columns=TABLE_COLUMNS["raw_series"])
+        n_rows += warehouse.load_frame("stage_raw", raw)
+    return n_rows
 
 
-def refuse_empty_load(result: ValidationResult) -> None:
+def _stage_quarantine(warehouse: Warehouse, check: FileCheck, path: str | Path, encoding: str, spec: SeriesSpec,
+                      run_id: str, now: datetime) -> int:
+    """Read the file again and stage its quarantined rows as read, with their reasons."""
+    rows = np.flatnonzero(check.quarantined)
+    n_rows = 0
+    for part in quality.select_rows(path, encoding, quality.CHUNK_ROWS, rows):
+        first = int(part.index[0])
+        reasons = check.reasons(first, int(part.index[-1]) + 1)
+        table = quality.quarantine_table(part.reset_index(drop=True),
+                                         {i: reasons[int(r) - first] for i, r in enumerate(part.index)})
+        quarantine = pd.DataFrame({
+            "run_id": run_id,
+            "series_id": spec.series_id,
+            "source_file": check.source,
+            "row_number": (part.index.to_numpy() + 1).astype("int32"),
+            "reasons": table["reasons"].to_numpy(),
+            "record": table["record"].to_numpy(),
+            "quarantined_at": pd.Timestamp(now),
+        }, columns=TABLE_COLUMNS["quarantine"])
+        n_rows += warehouse.load_frame("stage_quarantine", quarantine)
+    if n_rows != len(rows):
+        raise DataQualityError(f"{check.source}: the file changed while it was being loaded ({len(rows)} rows to "
+                               f"quarantine, {n_rows} found when read again); load it again once it is complete")
+    return n_rows
+
+
+def refuse_empty_load(result: ValidationResult | FileCheck) -> None:
     """Raise :class:`DataQualityError` when no row of the file can be loaded, naming why."""
-    if not result.clean.empty:
+    if result.n_clean:
         return
     reasons = "; ".join(f"{f.message} ({f.n_rows} rows, e.g. {f.examples[0]})" if f.examples else f.message
                         for f in result.findings if f.kind in ROW_KINDS)
@@ -124,30 +146,31 @@ def refuse_empty_load(result: ValidationResult) -> None:
 
 
 def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None,
-                encoding: str = "utf-8") -> IngestReport:
+                encoding: str = "utf-8", checked: FileCheck | None = None) -> IngestReport:
     """Validate ``path`` (text in ``encoding`` unless a byte-order mark says otherwise) and load
-    it into ``warehouse``; see the module docstring for the order."""
-    started = utc_now()
+    it into ``warehouse``; see the module docstring for the order. ``checked`` is the file's
+    :func:`~helpers.data.quality.validate_file` result when the caller has it already."""
+    check = checked or validate_file(path, spec, encoding)  # raises before any write
+    started = check.started_at
     run_id = run_id or new_run_id(started)
     source = str(path)
-    result = validate(read_source(path, encoding), spec, source)  # raises before any write
-    refuse_empty_load(result)
+    refuse_empty_load(check)
     sha = file_sha256(path)
-    raw, quarantine = _stage_frames(result, spec, run_id, source, started)
     grains = aggregate_grains(spec.freq)
 
     warehouse.execute("create_stages")
     try:
-        warehouse.load_frame("stage_raw", raw)
-        warehouse.load_frame("stage_quarantine", quarantine)
+        n_loaded = _stage_raw(warehouse, check, spec, run_id)
+        n_quarantined = _stage_quarantine(warehouse, check, path, encoding, spec, run_id, started)
+        check.release_rows()  # the rows are staged: leave the memory to the warehouse's transaction
         n_updated = int(warehouse.query("count_existing_keys")["n"].iloc[0])
-        counts = result.counts
+        counts = check.counts
         finished = utc_now()
         report = IngestReport(
             run_id=run_id, series_id=spec.series_id, source_file=source, file_sha256=sha,
-            started_at=started, finished_at=finished, rows_read=result.rows_read,
-            rows_loaded=len(raw), rows_quarantined=len(quarantine), rows_inserted=len(raw) - n_updated,
-            rows_updated=n_updated, counts=counts, findings=[f.as_dict() for f in result.findings],
+            started_at=started, finished_at=finished, rows_read=check.rows_read,
+            rows_loaded=n_loaded, rows_quarantined=n_quarantined, rows_inserted=n_loaded - n_updated,
+            rows_updated=n_updated, counts=counts, findings=[f.as_dict() for f in check.findings],
             aggregates=grains,
         )
         dq_row = {
@@ -156,7 +179,7 @@ def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id
                                                "rows_inserted", "rows_updated")},
             **{kind: counts[kind] for kind in ROW_KINDS + ("out_of_order",)},
             "missing_timestamps": counts["gap"],
-            "gap_count": len(result.gaps),
+            "gap_count": len(check.gaps),
         }
         warehouse.load_frame("stage_dq_runs", pd.DataFrame([dq_row], columns=TABLE_COLUMNS["dq_runs"]))
         catalog = {"series_id": spec.series_id, "freq": spec.freq, "source_file": source,
@@ -179,8 +202,12 @@ def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id
 def ingest(settings: Settings, run_id: str | None = None) -> IngestReport:
     """Ingest ``settings.source_file`` into the configured warehouse."""
     spec = SeriesSpec.from_settings(settings)
+    # Validated before the warehouse is opened for write, so a refused file never waits for
+    # it or holds it; staging reads the file again only for quarantined rows.
+    check = validate_file(settings.source_file, spec, settings.encoding)
     with Warehouse.from_settings(settings) as warehouse:
-        return ingest_file(settings.source_file, spec, warehouse, run_id=run_id, encoding=settings.encoding)
+        return ingest_file(settings.source_file, spec, warehouse, run_id=run_id, encoding=settings.encoding,
+                           checked=check)
 
 
 def _disk_full(exc: BaseException | None) -> bool:

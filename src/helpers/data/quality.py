@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import gzip
 import json
 import lzma
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset, Tick
 
 from helpers.core.files import unreadable
+from helpers.core.provenance import utc_now
 from helpers.core.settings import Settings, where
 
 ROW_KINDS = (
@@ -63,6 +67,12 @@ NA_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "#n/a", "nat"})
 #: Physically possible near-surface air temperatures, deg C (records: -89.2 and 56.7).
 TEMPERATURE_RANGE = (-90.0, 60.0)
 MAX_EXAMPLES = 5
+#: Rows read, checked and staged at a time. Ingest holds one chunk as text (about 120 MB
+#: for 100,000 rows while it is parsed) plus 33 bytes per row of the whole file (timestamp,
+#: three values, a flag), so its memory grows far slower than the file.
+CHUNK_ROWS = 100_000
+#: The int64 pandas and numpy use for NaT.
+NAT = np.iinfo(np.int64).min
 
 
 class DataQualityError(ValueError):
@@ -136,8 +146,20 @@ class Finding:
                 "examples": list(self.examples), "message": self.message}
 
 
+class FindingCounts:
+    findings: list[Finding]
+
+    def count(self, kind: str) -> int:
+        """Rows (or, for ``gap``, missing timestamps) flagged with ``kind`` across columns."""
+        return sum(f.n_rows for f in self.findings if f.kind == kind)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {kind: self.count(kind) for kind in ROW_KINDS + FILE_KINDS}
+
+
 @dataclass
-class ValidationResult:
+class ValidationResult(FindingCounts):
     """Clean rows (roles as columns, sorted by time) and quarantined rows with reasons."""
 
     source: str
@@ -147,13 +169,9 @@ class ValidationResult:
     findings: list[Finding]
     gaps: pd.DataFrame  # start, end, n_missing
 
-    def count(self, kind: str) -> int:
-        """Rows (or, for ``gap``, missing timestamps) flagged with ``kind`` across columns."""
-        return sum(f.n_rows for f in self.findings if f.kind == kind)
-
     @property
-    def counts(self) -> dict[str, int]:
-        return {kind: self.count(kind) for kind in ROW_KINDS + FILE_KINDS}
+    def n_clean(self) -> int:
+        return len(self.clean)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -230,25 +248,56 @@ def read_source(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     file is missing, unreadable, of an unknown type, damaged, not in the encoding, empty or
     without data rows.
     """
+    (frame,) = read_chunks(path, encoding, chunk_rows=None)
+    return frame
+
+
+def read_chunks(path: str | Path, encoding: str = "utf-8", chunk_rows: int | None = CHUNK_ROWS
+                ) -> Iterator[pd.DataFrame]:
+    """The rows of ``path`` as frames of at most ``chunk_rows`` rows (one frame when ``None``),
+    read as :func:`read_source` reads them and refused for the same reasons; a problem found
+    part way through (a damaged end, an undecodable line) is raised when that chunk is read."""
     path = Path(path)
     if not path.exists():
         raise DataQualityError(f"{path}: file not found")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".parquet":
-        frame = _read_parquet(path)
+        chunks = _parquet_chunks(path, chunk_rows)
     elif ".csv" in suffixes:
-        frame = _read_csv(path, COMPRESSIONS.get(suffixes[-1]), encoding)
+        chunks = _csv_chunks(path, COMPRESSIONS.get(suffixes[-1]), encoding, chunk_rows)
     else:
         raise DataQualityError(f"{path}: unsupported file type; use .csv, .csv.gz (or .bz2/.zip/.xz) or .parquet")
-    if frame.empty:
-        raise DataQualityError(f"{path}: the file has no data rows (columns found: {[str(c) for c in frame.columns]});"
+    return _nonempty(path, chunks)
+
+
+def _nonempty(path: Path, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    columns: list[str] = []
+    n_rows = 0
+    for frame in chunks:
+        columns = [str(c) for c in frame.columns]
+        if not frame.empty:
+            n_rows += len(frame)
+            yield frame
+    if not n_rows:
+        raise DataQualityError(f"{path}: the file has no data rows (columns found: {columns});"
                                " load a file with a header line and at least one row below it")
-    return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     try:
-        return pd.read_parquet(path)
+        if chunk_rows is None:
+            yield pd.read_parquet(path)
+            return
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        names = [name for name in schema.names if name not in index]
+        if parquet.metadata.num_rows == 0:
+            yield schema.empty_table().select(names).to_pandas()
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=names):
+            yield batch.to_pandas()
     except (PermissionError, IsADirectoryError) as exc:
         raise DataQualityError(unreadable(path, exc)) from None
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
@@ -258,8 +307,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             f"Parquet: {NEW_COPY}, or write it again (pandas: DataFrame.to_parquet)") from None
 
 
-def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: str) -> pd.DataFrame:
+def _csv_chunks(path: Path, compression: tuple[str, bytes, str] | None, encoding: str,
+                chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     kind, magic, test_command = compression or (None, b"", "")
+    read_as, bom = encoding, None
     try:
         if kind:
             with open(path, "rb") as raw:
@@ -271,20 +322,24 @@ def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: 
         with _open_decompressed(path, kind) as handle:
             head = handle.read(4)
         bom = byte_order_mark(head)
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=bom or encoding)
-        except UnicodeDecodeError as exc:
-            if bom != "utf-8-sig" or _is_utf8(encoding):
-                raise DataQualityError(_decode_problem(path, kind, exc, bom or encoding, bom)) from None
-        # A UTF-8 mark on text that is not UTF-8 (a Latin-1 file saved with one): the setting
-        # decides, and the mark, decoded as that encoding, is dropped from the first column name.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=encoding)
-        mark = codecs.BOM_UTF8.decode(encoding, errors="replace")
-        return frame.rename(columns={frame.columns[0]: str(frame.columns[0]).removeprefix(mark)})
+        read_as = bom or encoding
+        mark = ""
+        if bom == "utf-8-sig" and not _is_utf8(encoding) and _undecodable_line(path, kind, bom) is not None:
+            # A UTF-8 mark on text that is not UTF-8 (a Latin-1 file saved with one): the setting
+            # decides, and the mark, decoded as that encoding, is dropped from the first column name.
+            read_as, bom = encoding, None
+            mark = codecs.BOM_UTF8.decode(encoding, errors="replace")
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding=read_as,
+                             chunksize=chunk_rows)
+        with contextlib.nullcontext((reader,)) if chunk_rows is None else reader as frames:
+            for frame in frames:
+                if mark:
+                    frame = frame.rename(columns={frame.columns[0]: str(frame.columns[0]).removeprefix(mark)})
+                yield frame
     except DataQualityError:
         raise
-    except UnicodeDecodeError as exc:  # in the setting's encoding, after a UTF-8 mark
-        raise DataQualityError(_decode_problem(path, kind, exc, encoding, None)) from None
+    except UnicodeDecodeError as exc:
+        raise DataQualityError(_decode_problem(path, kind, exc, read_as, bom)) from None
     except pd.errors.EmptyDataError:
         what = "holds no text once decompressed" if kind else "is empty"
         raise DataQualityError(f"{path}: the file {what} (no header line, no rows); "
@@ -306,8 +361,10 @@ def _read_csv(path: Path, compression: tuple[str, bytes, str] | None, encoding: 
 
 
 # -- single checks ---------------------------------------------------------------------------
-def _examples(rows: np.ndarray, values: pd.Series) -> tuple[str, ...]:
-    return tuple(f"row {int(r) + 1}: {values.iloc[int(r)]!r}" for r in rows[:MAX_EXAMPLES])
+def _examples(rows: np.ndarray, values: pd.Series, first_row: int = 0) -> tuple[str, ...]:
+    """``row <n>: <value>`` for the first rows (0-based positions in ``values``, which starts at
+    0-based row ``first_row`` of the file)."""
+    return tuple(f"row {first_row + int(r) + 1}: {values.iloc[int(r)]!r}" for r in rows[:MAX_EXAMPLES])
 
 
 def finding_from_mask(kind: str, column: str, mask: np.ndarray, values: pd.Series, message: str) -> Finding | None:
@@ -445,41 +502,37 @@ def check_off_frequency(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFr
     return [hit] if hit else []
 
 
-def check_duplicate_timestamps(
-    frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame, eligible: np.ndarray
-) -> list[Finding]:
-    """Repeated timestamps among ``eligible`` rows (those with no other problem)."""
-    candidates = parsed[eligible]
-    repeated = candidates[candidates["ts"].duplicated(keep=False)]
-    if repeated.empty:
-        return []
-    value_cols = [role for role in ("y", "temperature", "workday") if role in spec.columns()]
-    bad_rows: list[int] = []
-    n_exact = n_conflict = 0
-    for _, group in repeated.groupby("ts", sort=False):
-        distinct = group[value_cols].astype("float64").drop_duplicates()
-        if len(distinct) == 1:  # exact copies: keep the first one
-            bad_rows.extend(group.index[1:])
-            n_exact += len(group) - 1
-        else:  # conflicting values: no row can be trusted
-            bad_rows.extend(group.index)
-            n_conflict += len(group)
-    mask = np.zeros(len(parsed), dtype=bool)
-    mask[bad_rows] = True
-    message = (f"{spec.timestamp_col!r} repeats: {n_exact} exact copies (first row kept), "
-               f"{n_conflict} rows with conflicting values (all quarantined)")
-    hit = finding_from_mask("duplicate_timestamp", spec.timestamp_col, mask, frame[spec.timestamp_col], message)
-    return [hit] if hit else []
+def check_duplicate_timestamps(ts: np.ndarray, values: np.ndarray, eligible: np.ndarray
+                               ) -> tuple[np.ndarray, int, int]:
+    """Repeated timestamps among ``eligible`` rows (those with no other problem).
+
+    ``ts`` is int64 nanoseconds, ``values`` one float column per value role (NaN for NA).
+    Returns the 0-based rows to quarantine (exact copies after the first; every row of a
+    timestamp with conflicting values), the number of exact copies and of conflicting rows.
+    """
+    candidates = np.flatnonzero(eligible)
+    order = candidates[np.argsort(ts[candidates], kind="stable")]  # file order within a timestamp
+    sorted_ts = ts[order]
+    starts = np.r_[True, sorted_ts[1:] != sorted_ts[:-1]]
+    group = np.cumsum(starts) - 1
+    repeated = np.bincount(group)[group] > 1
+    if not repeated.any():
+        return np.empty(0, dtype=np.int64), 0, 0
+    order, starts, group = order[repeated], starts[repeated], group[repeated]
+    firsts = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
+    mine, first = values[order], values[firsts]
+    same = ((mine == first) | (np.isnan(mine) & np.isnan(first))).all(axis=1)
+    _, local = np.unique(group, return_inverse=True)
+    exact = (np.bincount(local, weights=~same) == 0)[local]
+    bad = ~exact | ~starts
+    return np.sort(order[bad]), int((exact & ~starts).sum()), int((~exact).sum())
 
 
-def check_out_of_order(frame: pd.DataFrame, spec: SeriesSpec, parsed: pd.DataFrame) -> list[Finding]:
-    """Rows whose timestamp is earlier than a timestamp above them in the file."""
-    ts = parsed["ts"]
-    running_max = ts.ffill().cummax().shift(1)
-    bad = (ts < running_max).to_numpy()
-    hit = finding_from_mask("out_of_order", spec.timestamp_col, bad, frame[spec.timestamp_col],
-                   f"{spec.timestamp_col!r} earlier than a row above it (rows are sorted before loading)")
-    return [hit] if hit else []
+def check_out_of_order(ts: np.ndarray) -> np.ndarray:
+    """0-based rows whose timestamp (int64 ns, :data:`NAT` for none) is earlier than one above them."""
+    valid = ts != NAT
+    running_max = np.maximum.accumulate(np.where(valid, ts, NAT))  # NaT is the smallest int64
+    return np.flatnonzero(valid & (ts < np.r_[NAT, running_max[:-1]]))
 
 
 def find_gaps(ts: pd.Series, freq: str) -> pd.DataFrame:
@@ -547,39 +600,228 @@ def parse_frame(frame: pd.DataFrame, spec: SeriesSpec) -> pd.DataFrame:
     }, index=frame.index)
 
 
+@dataclass
+class FileCheck(FindingCounts):
+    """What the checks found in a whole file, kept compact: per row a timestamp, three values
+    and a flag (33 bytes), the flagged rows of each finding, and no text.
+
+    ``findings`` are those :func:`validate` returns, without their ``rows``; ``flagged``
+    holds them, by ``(kind, column)``, as sorted 0-based row arrays.
+    """
+
+    source: str
+    rows_read: int
+    findings: list[Finding]
+    flagged: dict[tuple[str, str], np.ndarray]
+    gaps: pd.DataFrame
+    quarantined: np.ndarray  # bool per row
+    ts: np.ndarray  # int64 ns, NAT where none
+    values: np.ndarray  # float64, one column each for y, temperature, workday (NaN for NA)
+    started_at: datetime = field(default_factory=utc_now)
+
+    @property
+    def n_clean(self) -> int:
+        return self.rows_read - int(self.quarantined.sum())
+
+    def clean_chunks(self, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+        """The clean rows sorted by time (stable), ``chunk_rows`` at a time, with columns
+        ``ts``, ``y``, ``temperature``, ``workday`` (``Int64``)."""
+        rows = np.flatnonzero(~self.quarantined)
+        rows = rows[np.argsort(self.ts[rows], kind="stable")]
+        step = chunk_rows or CHUNK_ROWS
+        for start in range(0, max(len(rows), 1), step):
+            part = rows[start:start + step]
+            values = self.values[part]
+            yield pd.DataFrame({
+                "ts": self.ts[part].view("datetime64[ns]"), "y": values[:, 0], "temperature": values[:, 1],
+                "workday": pd.Series(values[:, 2]).astype("Int64"),
+            })
+
+    def release_rows(self) -> None:
+        """Free the per-row arrays (once the rows are staged); counts and findings stay."""
+        self.ts, self.values = np.empty(0, dtype=np.int64), np.empty((0, 3))
+        self.flagged = {}
+
+    def reasons(self, start: int, stop: int) -> dict[int, list[str]]:
+        """Every reason (``kind:column``) of each quarantined row in ``start:stop``, keyed by its
+        position from ``start``, in the order of the findings."""
+        reasons: dict[int, list[str]] = {}
+        for finding in self.findings:
+            rows = self.flagged.get((finding.kind, finding.column))
+            if rows is None or finding.kind not in ROW_KINDS:
+                continue
+            for row in rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)]:
+                reasons.setdefault(int(row) - start, []).append(f"{finding.kind}:{finding.column}")
+        return reasons
+
+
+#: Reads the text of some rows of a column: ``(column, sorted 0-based rows) -> values``.
+TextLookup = Callable[[str, np.ndarray], pd.Series]
+
+
+class FileChecker:
+    """The checks of :func:`validate`, run over a file a chunk of rows at a time.
+
+    Row checks run on each chunk as it comes (:meth:`add`); what needs the whole file (the
+    grid's phase, duplicates, order, gaps) runs in :meth:`finish` on the compact arrays kept
+    per row. The result equals :func:`validate` on the whole file at once.
+    """
+
+    def __init__(self, spec: SeriesSpec, source: str = "<data>") -> None:
+        self.spec, self.source = spec, source
+        self.rows_read = 0
+        self._ts: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._rows: dict[tuple[str, str], list[np.ndarray]] = {}
+        self._found: dict[tuple[str, str], Finding] = {}  # first chunk's finding: message, examples
+        self._examples: dict[tuple[str, str], list[str]] = {}
+        self._phases: dict[int, int] = {}
+        self._tick = isinstance(spec.offset, Tick)
+
+    def _slots(self) -> list[tuple[str, str]]:
+        """The row-level findings in the order one pass over the whole file reports them."""
+        columns = self.spec.columns()
+        order = [("missing_value", c) for c in columns.values()]
+        order += [("unparseable", columns[r]) for r in ("ts", "y", "temperature") if r in columns]
+        order += [("out_of_range", columns[r]) for r in ("y", "temperature") if r in columns]
+        order += [("unknown_category", columns["workday"])] if "workday" in columns else []
+        return order + [("off_frequency", columns["ts"])]
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Check the next rows of the file (text as read); raise :class:`DataQualityError` when a
+        required column is missing."""
+        missing_columns = check_required_columns(frame, self.spec, self.source)
+        if missing_columns:
+            raise DataQualityError("; ".join(f.message for f in missing_columns))
+        frame = frame.reset_index(drop=True)
+        parsed = parse_frame(frame, self.spec)
+        findings = (check_missing_values(frame, self.spec) + check_unparseable(frame, self.spec, parsed)
+                    + check_out_of_range(frame, self.spec, parsed) + check_unknown_category(frame, self.spec, parsed))
+        ts = parsed["ts"].to_numpy(dtype="datetime64[ns]").view("int64")
+        if self._tick:
+            valid = ts[ts != NAT]
+            for phase, n in zip(*np.unique(valid % self.spec.offset.nanos, return_counts=True)):
+                self._phases[int(phase)] = self._phases.get(int(phase), 0) + int(n)
+        else:  # calendar offsets have no phase to learn: each row is on the offset or not
+            findings += check_off_frequency(frame, self.spec, parsed)
+        for finding in findings:
+            slot = (finding.kind, finding.column)
+            rows = np.asarray(finding.rows, dtype=np.int64)
+            self._rows.setdefault(slot, []).append(rows + self.rows_read)
+            self._found.setdefault(slot, finding)
+            examples = self._examples.setdefault(slot, [])
+            examples += _examples(rows[:MAX_EXAMPLES - len(examples)], frame[finding.column], self.rows_read)
+        self._ts.append(ts)
+        self._values.append(np.column_stack([parsed["y"].to_numpy(dtype="float64"),
+                                             parsed["temperature"].to_numpy(dtype="float64"),
+                                             parsed["workday"].to_numpy(dtype="float64", na_value=np.nan)]))
+        self.rows_read += len(frame)
+
+    def finish(self, texts: TextLookup) -> FileCheck:
+        """Run the whole-file checks; ``texts`` gives the timestamps' text for their examples."""
+        spec, column = self.spec, self.spec.timestamp_col
+        ts = np.concatenate(self._ts) if self._ts else np.empty(0, dtype=np.int64)
+        values = np.concatenate(self._values) if self._values else np.empty((0, 3))
+        self._ts = self._values = []
+        flagged = {slot: np.concatenate(parts) for slot, parts in self._rows.items()}
+        pending: dict[tuple[str, str], tuple[np.ndarray, str]] = {}  # examples still to read
+        if self._tick and self._phases:
+            phases = np.array(sorted(self._phases))
+            grid = phases[np.argmax([self._phases[p] for p in phases])]  # the most common; ties: smallest
+            off = np.flatnonzero((ts != NAT) & (ts % spec.offset.nanos != grid))
+            if len(off):
+                flagged[("off_frequency", column)] = off
+                pending[("off_frequency", column)] = (off, f"{column!r} not on the {spec.freq} grid")
+        findings = [self._finding(slot, flagged[slot], pending) for slot in self._slots() if slot in flagged]
+        quarantined = np.zeros(len(ts), dtype=bool)
+        for rows in flagged.values():
+            quarantined[rows] = True
+
+        roles = [i for i, role in enumerate(("y", "temperature", "workday")) if role in spec.columns()]
+        duplicates, n_exact, n_conflict = check_duplicate_timestamps(ts, values[:, roles], ~quarantined)
+        if len(duplicates):
+            slot = ("duplicate_timestamp", column)
+            flagged[slot] = duplicates
+            pending[slot] = (duplicates, f"{column!r} repeats: {n_exact} exact copies (first row kept), "
+                                         f"{n_conflict} rows with conflicting values (all quarantined)")
+            findings.append(self._finding(slot, duplicates, pending))
+            quarantined[duplicates] = True
+        late = check_out_of_order(ts)
+        if len(late):
+            slot = ("out_of_order", column)
+            flagged[slot] = late
+            pending[slot] = (late, f"{column!r} earlier than a row above it (rows are sorted before loading)")
+            findings.append(self._finding(slot, late, pending))
+
+        gaps = find_gaps(pd.Series(ts[~quarantined].view("datetime64[ns]")), spec.freq)
+        gap_finding = _gapfinding_from_mask(gaps, spec)
+        if gap_finding:
+            findings.append(gap_finding)
+        self._read_examples(findings, pending, texts)
+        findings = [replace(f, examples=tuple(self._examples.get((f.kind, f.column), f.examples)))
+                    if (f.kind, f.column) in pending else f for f in findings]
+        return FileCheck(self.source, self.rows_read, findings, flagged, gaps, quarantined, ts, values)
+
+    def _finding(self, slot: tuple[str, str], rows: np.ndarray, pending: dict) -> Finding:
+        if slot in pending:
+            return Finding(slot[0], slot[1], len(rows), (), pending[slot][1])
+        first = self._found[slot]
+        return Finding(slot[0], slot[1], len(rows), tuple(self._examples[slot]), first.message)
+
+    def _read_examples(self, findings: list[Finding], pending: dict, texts: TextLookup) -> None:
+        """Fill in the examples of the whole-file findings (the timestamp's text, read again)."""
+        if not pending:
+            return
+        wanted = np.unique(np.concatenate([rows[:MAX_EXAMPLES] for rows, _ in pending.values()]))
+        text = pd.Series(np.asarray(texts(self.spec.timestamp_col, wanted), dtype=object), index=wanted)
+        for slot, (rows, _) in pending.items():
+            self._examples[slot] = [f"row {int(r) + 1}: {text[int(r)]!r}" for r in rows[:MAX_EXAMPLES]]
+
+
+def validate_file(path: str | Path, spec: SeriesSpec, encoding: str = "utf-8",
+                  chunk_rows: int | None = None) -> FileCheck:
+    """Run every check on the file at ``path``, ``chunk_rows`` (default :data:`CHUNK_ROWS`)
+    rows at a time; raises :class:`DataQualityError` as :func:`read_source` and
+    :func:`validate` do. The timestamps of whole-file findings' examples are read again."""
+    started = utc_now()
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    checker = FileChecker(spec, str(path))
+    for frame in read_chunks(path, encoding, chunk_rows):
+        checker.add(frame)
+
+    def texts(column: str, rows: np.ndarray) -> pd.Series:
+        return pd.concat(list(select_rows(path, encoding, chunk_rows, rows, column)))
+
+    check = checker.finish(texts)
+    check.started_at = started
+    return check
+
+
+def select_rows(path: str | Path, encoding: str, chunk_rows: int, rows: np.ndarray,
+                column: str | None = None) -> Iterator[pd.DataFrame | pd.Series]:
+    """The given sorted 0-based ``rows`` of the file (or of one ``column``), read again a chunk
+    at a time, each chunk's with their file positions as index."""
+    first = 0
+    for frame in read_chunks(path, encoding, chunk_rows):
+        local = rows[np.searchsorted(rows, first):np.searchsorted(rows, first + len(frame))] - first
+        if len(local):
+            part = frame.iloc[local]
+            part.index = local + first
+            yield part if column is None else part[column]
+        first += len(frame)
+
+
 def validate(frame: pd.DataFrame, spec: SeriesSpec, source: str = "<data>") -> ValidationResult:
     """Run every check; raise :class:`DataQualityError` when a required column is missing."""
-    missing_columns = check_required_columns(frame, spec, source)
-    if missing_columns:
-        raise DataQualityError("; ".join(f.message for f in missing_columns))
     frame = frame.reset_index(drop=True)
-    parsed = parse_frame(frame, spec)
-
-    findings: list[Finding] = []
-    findings += check_missing_values(frame, spec)
-    findings += check_unparseable(frame, spec, parsed)
-    findings += check_out_of_range(frame, spec, parsed)
-    findings += check_unknown_category(frame, spec, parsed)
-    findings += check_off_frequency(frame, spec, parsed)
-
-    reasons = row_reasons(findings)
-    eligible = np.ones(len(frame), dtype=bool)
-    eligible[list(reasons)] = False
-    duplicates = check_duplicate_timestamps(frame, spec, parsed, eligible)
-    findings += duplicates
-    row_reasons(duplicates, reasons)
-    findings += check_out_of_order(frame, spec, parsed)
-
-    bad = np.zeros(len(frame), dtype=bool)
-    bad[list(reasons)] = True
-    clean = parsed[~bad].sort_values("ts", kind="stable").reset_index(drop=True)
-    gaps = find_gaps(clean["ts"], spec.freq)
-    gap_finding = _gapfinding_from_mask(gaps, spec)
-    if gap_finding:
-        findings.append(gap_finding)
-
-    quarantine = quarantine_table(frame, reasons)
-    result = ValidationResult(source, len(frame), clean, quarantine, findings, gaps)
+    checker = FileChecker(spec, source)
+    checker.add(frame)
+    check = checker.finish(lambda column, rows: frame[column].iloc[rows])
+    clean = next(check.clean_chunks(max(len(frame), 1)))
+    quarantine = quarantine_table(frame, check.reasons(0, len(frame)))
+    findings = [replace(f, rows=tuple(int(r) for r in check.flagged[(f.kind, f.column)]))
+                if (f.kind, f.column) in check.flagged else f for f in check.findings]
+    result = ValidationResult(source, len(frame), clean, quarantine, findings, check.gaps)
     if len(result.clean) + len(result.quarantine) != result.rows_read:  # the accounting invariant
         raise AssertionError(f"{source}: rows read {result.rows_read} != clean {len(clean)} + quarantined "
                              f"{len(quarantine)}")

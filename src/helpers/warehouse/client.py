@@ -104,6 +104,11 @@ def lock_holder(message: str) -> str | None:
     return f"PID {pid} ({command or match['program']})"
 
 
+#: DuckDB's own memory cap per connection (its default is 80% of the machine's memory): a
+#: large load spills to a temporary folder beside the file instead of growing the process.
+DUCKDB_MEMORY_LIMIT = "750MB"
+
+
 def _connect_duckdb(path: Path, read_only: bool, wait_seconds: float, say: Callable[[str], None] | None) -> Any:
     """``duckdb.connect``, waiting while another process holds the file.
 
@@ -118,7 +123,7 @@ def _connect_duckdb(path: Path, read_only: bool, wait_seconds: float, say: Calla
     pause, waiting = 0.05, False
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": DUCKDB_MEMORY_LIMIT})
         except duckdb.Error as exc:
             holder = lock_holder(str(exc))
             if holder is None:
