@@ -41,9 +41,13 @@ tools:
 run: $(STAMP)
 	$(BIN)/python -m helpers.app.pipeline build
 
-# coverage run, not pytest-cov: nbval's pytest-cov hook hangs starting the kernel.
+# coverage run, not pytest-cov: nbval's pytest-cov hook hangs starting the kernel. pytest-xdist
+# spreads the test files over the cores (a file's tests, and a notebook's cells, stay together);
+# each worker measures itself (conftest.py) and `coverage combine` merges their data.
 test: $(STAMP)
-	$(BIN)/python -m coverage run -m pytest
+	$(BIN)/python -m coverage erase
+	$(BIN)/python -m coverage run -m pytest -n auto --dist loadfile
+	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report
 
 bench: $(STAMP) tools

@@ -17,7 +17,29 @@ os.environ["PLOOMBER_STATS_ENABLED"] = "false"
 _TMP = Path(tempfile.mkdtemp(prefix="helpers-test-"))
 
 
+_coverage = None
+
+
+def pytest_configure(config):
+    """Under ``coverage run`` (``make test``), an xdist worker measures itself: the controller
+    runs no test, and measuring every subprocess instead would also trace the notebook kernels."""
+    global _coverage
+    if hasattr(config, "workerinput") and os.environ.get("COVERAGE_RUN"):
+        import coverage
+
+        _coverage = coverage.Coverage(config_file=str(Path(__file__).with_name("pyproject.toml")), data_suffix=True)
+        _coverage.start()
+
+
+def pytest_unconfigure(config):
+    if _coverage is not None:
+        _coverage.stop()
+        _coverage.save()
+
+
 def pytest_sessionstart(session):
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return  # the pytest-xdist controller runs no test; each worker sets up its own warehouse
     from helpers.core.settings import load_settings
     from helpers.ab.store import load_configured
     from helpers.data.ingest import ingest
