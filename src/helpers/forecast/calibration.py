@@ -225,31 +225,33 @@ def _coverage(y, lo, hi) -> np.ndarray:
     return (y >= np.asarray(lo)) & (y <= np.asarray(hi))
 
 
-def served_calibration(past: pd.DataFrame, model: str, level: int) -> IntervalCalibration:
-    """The interval to serve for ``model`` at ``level`` after the folds in ``past``.
-
-    The conformal calibration learnt on all of ``past``, unless the model's own interval came
-    closer to ``level``% coverage over ``past``'s folds, each calibrated on the folds of
-    ``past`` finished before its cutoff (folds with none are skipped; with no such fold the
-    calibration is served). Then ``method='model'``, factor 1.
-    """
-    columns = (past[model], past[f"{model}-lo-{level}"], past[f"{model}-hi-{level}"])
-    fitted = fit_calibration(past["y"], *columns, level)
+def own_interval_was_nearer(past: pd.DataFrame, model: str, level: int) -> bool:
+    """Whether ``model``'s own ``level``% interval came closer to ``level``% coverage than the
+    conformal one over ``past``'s folds, each calibrated on the folds of ``past`` finished before
+    its cutoff (folds with none are skipped; with no such fold the answer is False)."""
     calibrated, raw = [], []
     for cutoff, fold in past.groupby("cutoff"):
         before = past[known_at(past, cutoff, strict=True)]
         if before.empty:
             continue
-        earlier = fit_calibration(before["y"], before[model], before[f"{model}-lo-{level}"],
-                                  before[f"{model}-hi-{level}"], level)
-        lo, hi = calibrate_interval(fold[model], fold[f"{model}-lo-{level}"], fold[f"{model}-hi-{level}"], earlier)
-        calibrated.append(_coverage(fold["y"], lo, hi))
-        raw.append(_coverage(fold["y"], fold[f"{model}-lo-{level}"], fold[f"{model}-hi-{level}"]))
-    if calibrated:
-        nominal = level / 100
-        if abs(np.concatenate(raw).mean() - nominal) < abs(np.concatenate(calibrated).mean() - nominal):
-            return replace(fitted, method="model", factor=1.0)
-    return fitted
+        earlier = fit_calibrations(before, [model], [level])[model][level]
+        own = (fold[f"{model}-lo-{level}"], fold[f"{model}-hi-{level}"])
+        calibrated.append(_coverage(fold["y"], *calibrate_interval(fold[model], *own, earlier)))
+        raw.append(_coverage(fold["y"], *own))
+    if not calibrated:
+        return False
+    nominal = level / 100
+    return abs(np.concatenate(raw).mean() - nominal) < abs(np.concatenate(calibrated).mean() - nominal)
+
+
+def served_calibration(past: pd.DataFrame, model: str, level: int,
+                       fitted: IntervalCalibration | None = None) -> IntervalCalibration:
+    """The interval to serve for ``model`` at ``level`` after the folds in ``past``: the conformal
+    calibration learnt on all of ``past`` (``fitted``, when the caller has it), unless
+    :func:`own_interval_was_nearer`; then ``method='model'``, factor 1."""
+    if fitted is None:
+        fitted = fit_calibrations(past, [model], [level])[model][level]
+    return replace(fitted, method="model", factor=1.0) if own_interval_was_nearer(past, model, level) else fitted
 
 
 def calibrate_by_fold(forecasts: pd.DataFrame, models: Sequence[str], level: Sequence[int] = DEFAULT_LEVELS
@@ -267,7 +269,7 @@ def calibrate_by_fold(forecasts: pd.DataFrame, models: Sequence[str], level: Seq
     for cutoff, fold in forecasts.groupby("cutoff", sort=True):
         past = forecasts[known_at(forecasts, cutoff)]
         conformal = fit_calibrations(past, models, level)
-        chosen = {m: {lv: served_calibration(past, m, lv) for lv in level} for m in models}
+        chosen = {m: {lv: served_calibration(past, m, lv, conformal[m][lv]) for lv in level} for m in models}
         calibrated.append(calibrate_forecasts(fold, conformal))
         served.append(calibrate_forecasts(fold, chosen))
     return pd.concat(calibrated).loc[forecasts.index], pd.concat(served).loc[forecasts.index]
@@ -309,7 +311,7 @@ def fold_coverage(forecasts: pd.DataFrame, models: Sequence[str], level: Sequenc
         y = fold["y"].to_numpy()
         for m in models:
             for lv in level:
-                inside = (y >= fold[f"{m}-lo-{lv}"].to_numpy()) & (y <= fold[f"{m}-hi-{lv}"].to_numpy())
+                inside = _coverage(y, fold[f"{m}-lo-{lv}"], fold[f"{m}-hi-{lv}"])
                 rows.append({"cutoff": cutoff, "model": m, "metric": f"{metric}_{lv}", "value": float(inside.mean())})
     return pd.DataFrame(rows, columns=["cutoff", "model", "metric", "value"])
 
