@@ -44,6 +44,11 @@ MODEL_NAMES = ("naive", "seasonal_naive", "window_average", "ses", "holt", "holt
 SERIES_BOUND = ("holiday_country", "holiday_subdiv", "hemisphere")
 #: Seasonal periods of each grain (steps); training windows must hold two of the longest.
 SEASONS = {"daily": (7,), "hourly": (24, 168)}
+#: Kinds of bad rows the data-quality checks report (``helpers.data.quality.ROW_KINDS``).
+ERROR_KINDS = ("missing_value", "unparseable", "out_of_range", "duplicate_timestamp", "unknown_category",
+               "off_frequency")
+FETCH_FORMATS = ("csv", "json")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class ConfigError(ValueError):
@@ -208,6 +213,40 @@ class Settings:
     ab_draws: int
     ab_pymc_draws: int
     ab_pymc_chains: int
+    inbox_dir: Path
+    archive_dir: Path
+    forecast_log_dir: Path
+    forecast_log_flush_seconds: float
+    intake_medium_share: float
+    intake_high_share: float
+    intake_serious_kinds: tuple[str, ...]
+    monitor_window_days: int
+    monitor_accuracy_orange: float
+    monitor_accuracy_red: float
+    monitor_coverage_orange: float
+    monitor_coverage_red: float
+    monitor_psi_orange: float
+    monitor_psi_red: float
+    monitor_ks_alpha: float
+    monitor_invalid_orange: float
+    monitor_invalid_red: float
+    fetch_url: str | None
+    fetch_format: Literal["csv", "json"]
+    fetch_timeout_seconds: float
+    fetch_retries: int
+    fetch_backoff_seconds: float
+    fetch_breaker_failures: int
+    fetch_breaker_cooldown_seconds: float
+    fetch_token_env: str
+    alert_email_to: tuple[str, ...]
+    alert_email_from: str | None
+    smtp_host: str | None
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_user: str | None
+    smtp_password_env: str
+    alert_webhook_url_env: str
+    summary_weekday: str
     #: What reading the settings decided that the user did not set (see the module docstring).
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -274,6 +313,7 @@ class Settings:
             reports=resolve(_required_text(raw, "reports")),
             profile=_required_text(raw, "profile"),
             **_ab_settings(raw),
+            **_operate_settings(raw),
             notes=notes,
         )
 
@@ -283,7 +323,7 @@ class Settings:
         for key in self.keys():
             value = getattr(self, key)
             out[key] = ("" if value is None else json.dumps(value, sort_keys=True, default=str)
-                        if isinstance(value, dict) else str(value))
+                        if isinstance(value, dict) else ",".join(value) if isinstance(value, tuple) else str(value))
         return out
 
 
@@ -318,6 +358,96 @@ def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "ab_draws": _whole(raw, "ab_draws", 1000),
         "ab_pymc_draws": _whole(raw, "ab_pymc_draws", 100),
         "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 1),
+    }
+
+
+def _names(raw: dict[str, Any], key: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """A comma-separated list (empty allowed), each item from ``allowed`` when given."""
+    items = tuple(item.strip() for item in (_text(raw, key) or "").split(",") if item.strip())
+    unknown = [item for item in items if allowed is not None and item not in allowed]
+    if unknown:
+        raise fail(key, f"must be a comma-separated list of {', '.join(allowed or ())} ('' for none); "
+                        f"unknown: {unknown}", raw[key])
+    return items
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = raw[key]
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", ""):
+        return False
+    raise fail(key, "must be true or false", value)
+
+
+def _env_name(raw: dict[str, Any], key: str) -> str:
+    """The name of an environment variable that holds a secret (the secret itself never is a setting)."""
+    name = _required_text(raw, key)
+    if not name.replace("_", "").isalnum() or name[0].isdigit():
+        raise fail(key, "must be the name of an environment variable (letters, digits, _), not its value", "...")
+    return name
+
+
+def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The operating loop's settings (``make operate``): intake, forecast log, monitoring, fetch, alerts."""
+    def share(key: str) -> float:
+        return _number(raw, key, 0.0, 1.0)
+
+    def ordered(low_key: str, high_key: str, check: Any) -> tuple[float, float]:
+        low, high = check(low_key), check(high_key)
+        if high < low:
+            raise fail(high_key, f"must not be below {low_key} ({low:g})", raw[high_key])
+        return low, high
+
+    medium, high = ordered("intake_medium_share", "intake_high_share", share)
+    accuracy = ordered("monitor_accuracy_orange", "monitor_accuracy_red", lambda k: _number(raw, k, 1.0, 100.0))
+    coverage = ordered("monitor_coverage_orange", "monitor_coverage_red", share)
+    psi = ordered("monitor_psi_orange", "monitor_psi_red", lambda k: _number(raw, k, 0.0, 10.0, strict=True))
+    invalid = ordered("monitor_invalid_orange", "monitor_invalid_red", share)
+    fetch_format = (_text(raw, "fetch_format") or "").lower()
+    if fetch_format not in FETCH_FORMATS:
+        raise fail("fetch_format", f"must be one of {', '.join(FETCH_FORMATS)}", raw["fetch_format"])
+    url = _text(raw, "fetch_url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise fail("fetch_url", "must be an http:// or https:// address ('' for no fetch)", url)
+    recipients = _names(raw, "alert_email_to")
+    if any("@" not in r for r in recipients):
+        raise fail("alert_email_to", "must be comma-separated e-mail addresses ('' for no e-mail)", raw["alert_email_to"])
+    weekday = (_text(raw, "summary_weekday") or "").lower()
+    if weekday not in WEEKDAYS:
+        raise fail("summary_weekday", f"must be one of {', '.join(WEEKDAYS)}", raw["summary_weekday"])
+    return {
+        "inbox_dir": resolve(_required_text(raw, "inbox_dir")),
+        "archive_dir": resolve(_required_text(raw, "archive_dir")),
+        "forecast_log_dir": resolve(_required_text(raw, "forecast_log_dir")),
+        "forecast_log_flush_seconds": _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True),
+        "intake_medium_share": medium, "intake_high_share": high,
+        "intake_serious_kinds": _names(raw, "intake_serious_kinds", ERROR_KINDS),
+        "monitor_window_days": _whole(raw, "monitor_window_days", 7, 366),
+        "monitor_accuracy_orange": accuracy[0], "monitor_accuracy_red": accuracy[1],
+        "monitor_coverage_orange": coverage[0], "monitor_coverage_red": coverage[1],
+        "monitor_psi_orange": psi[0], "monitor_psi_red": psi[1],
+        "monitor_ks_alpha": _number(raw, "monitor_ks_alpha", 0.0, 0.5, strict=True),
+        "monitor_invalid_orange": invalid[0], "monitor_invalid_red": invalid[1],
+        "fetch_url": url, "fetch_format": fetch_format,
+        "fetch_timeout_seconds": _number(raw, "fetch_timeout_seconds", 0.0, 600.0, strict=True),
+        "fetch_retries": _whole(raw, "fetch_retries", 0, 20),
+        "fetch_backoff_seconds": _number(raw, "fetch_backoff_seconds", 0.0, 600.0),
+        "fetch_breaker_failures": _whole(raw, "fetch_breaker_failures", 1, 100),
+        "fetch_breaker_cooldown_seconds": _number(raw, "fetch_breaker_cooldown_seconds", 0.0, 7 * 86400.0),
+        "fetch_token_env": _env_name(raw, "fetch_token_env"),
+        "alert_email_to": recipients,
+        "alert_email_from": _text(raw, "alert_email_from"),
+        "smtp_host": _text(raw, "smtp_host"),
+        "smtp_port": _whole(raw, "smtp_port", 1, 65535),
+        "smtp_starttls": _flag(raw, "smtp_starttls"),
+        "smtp_user": _text(raw, "smtp_user"),
+        "smtp_password_env": _env_name(raw, "smtp_password_env"),
+        "alert_webhook_url_env": _env_name(raw, "alert_webhook_url_env"),
+        "summary_weekday": weekday,
     }
 
 

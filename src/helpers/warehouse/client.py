@@ -59,6 +59,15 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "ab_users": ("experiment_id", "user_id", "variant", "assigned_at", "converted", "revenue", "run_id"),
     "ab_experiments": ("experiment_id", "control", "description", "source", "updated_at", "allocation",
                        "baseline_rate"),
+    "intake_files": ("file_sha256", "file_name", "series_id", "cycle_id", "run_id", "processed_at", "outcome",
+                     "rows_read", "rows_loaded", "rows_quarantined", "invalid_share", "criticality", "errors",
+                     "reason", "archived_as", "bad_rows_file", "first_ts", "last_ts"),
+    "forecast_log": ("prediction_id", "source", "series_id", "issued_at", "model", "model_version", "fitted_until",
+                     "target_date", "horizon_step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"),
+    "alerts": ("alert_id", "condition", "severity", "opened_at", "last_seen_at", "cleared_at", "message",
+               "delivered"),
+    "cycles": ("cycle_id", "started_at", "finished_at", "status", "files_new", "rows_loaded", "forecasts_logged",
+               "note"),
 }
 #: Staging tables (``sql/create_stages.sql``) mirror a permanent table's columns.
 STAGE_TABLES: dict[str, str] = {
@@ -68,13 +77,17 @@ STAGE_TABLES: dict[str, str] = {
     "stage_catalog": "series_catalog",
     "stage_ab_users": "ab_users",
     "stage_ab_experiments": "ab_experiments",
+    "stage_intake_files": "intake_files",
+    "stage_forecast_log": "forecast_log",
+    "stage_alerts": "alerts",
 }
 #: Aggregate columns a window query may read.
 MEASURES = frozenset({"y_mean", "y_sum", "y_min", "y_max", "temperature_mean"})
 _IDENTIFIER_SLOTS = {"table": frozenset(TABLE_COLUMNS), "measure": MEASURES}
 _INTEGER_SLOTS = {"window_preceding": (0, 10_000), "season": (1, 10_000)}
 _TIMESTAMP_COLUMNS = ("ts", "started_at", "finished_at", "quarantined_at", "updated_at", "assigned_at", "day",
-                      "first_assigned", "last_assigned")
+                      "first_assigned", "last_assigned", "processed_at", "first_ts", "last_ts", "issued_at",
+                      "fitted_until", "target_date", "opened_at", "last_seen_at", "cleared_at")
 
 
 class WarehouseError(RuntimeError):

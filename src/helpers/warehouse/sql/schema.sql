@@ -112,3 +112,68 @@ CREATE TABLE IF NOT EXISTS ab_experiments (
 -- Warehouses made before the plan columns existed get them in place (same column order).
 ALTER TABLE ab_experiments ADD COLUMN IF NOT EXISTS allocation VARCHAR;
 ALTER TABLE ab_experiments ADD COLUMN IF NOT EXISTS baseline_rate DOUBLE;
+
+-- The operating loop (helpers.operate): files taken in, forecasts issued, alerts raised, cycles run.
+CREATE TABLE IF NOT EXISTS intake_files (
+    file_sha256       VARCHAR       NOT NULL,   -- content hash: a file is taken in once, whatever its name
+    file_name         VARCHAR       NOT NULL,   -- name in the inbox when it was taken in
+    series_id         VARCHAR       NOT NULL,
+    cycle_id          VARCHAR       NOT NULL,   -- the cycle that took it in
+    run_id            VARCHAR,                  -- the ingest run (dq_runs, quarantine); NULL when refused whole
+    processed_at      TIMESTAMP_NTZ NOT NULL,
+    outcome           VARCHAR       NOT NULL,   -- good (every row loaded), mixed, bad (no row loaded)
+    rows_read         INTEGER       NOT NULL,
+    rows_loaded       INTEGER       NOT NULL,
+    rows_quarantined  INTEGER       NOT NULL,
+    invalid_share     DOUBLE        NOT NULL,   -- rows_quarantined / rows_read (1 for a file refused whole)
+    criticality       VARCHAR       NOT NULL,   -- low, medium, high (env.yaml intake_* thresholds)
+    errors            VARCHAR       NOT NULL,   -- JSON {error kind: rows}
+    reason            VARCHAR,                  -- why a file was refused whole
+    archived_as       VARCHAR       NOT NULL,   -- where the original went
+    bad_rows_file     VARCHAR,                  -- the bad rows with their reasons (mixed files)
+    first_ts          TIMESTAMP_NTZ,            -- the loaded rows' time span
+    last_ts           TIMESTAMP_NTZ,
+    PRIMARY KEY (file_sha256)
+);
+
+CREATE TABLE IF NOT EXISTS forecast_log (
+    prediction_id  VARCHAR       NOT NULL,   -- unique per logged row: folding a log twice adds nothing
+    source         VARCHAR       NOT NULL,   -- scheduled (a cycle) or api (served by POST /predict)
+    series_id      VARCHAR       NOT NULL,
+    issued_at      TIMESTAMP_NTZ NOT NULL,   -- UTC
+    model          VARCHAR       NOT NULL,
+    model_version  VARCHAR       NOT NULL,   -- the artifact's created_utc (or the cycle's fit)
+    fitted_until   TIMESTAMP_NTZ NOT NULL,   -- the last day of data the model was fitted on
+    target_date    TIMESTAMP_NTZ NOT NULL,   -- the day forecast
+    horizon_step   INTEGER       NOT NULL,   -- days after fitted_until (1 = the next day)
+    forecast       DOUBLE        NOT NULL,
+    lower_80       DOUBLE,
+    upper_80       DOUBLE,
+    lower_95       DOUBLE,
+    upper_95       DOUBLE,
+    PRIMARY KEY (prediction_id)
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id      VARCHAR       NOT NULL,
+    condition     VARCHAR       NOT NULL,   -- what is wrong, e.g. 'accuracy:ets_calendar' or 'file:<sha256>'
+    severity      VARCHAR       NOT NULL,   -- orange, red (signals) or high (a file's criticality)
+    opened_at     TIMESTAMP_NTZ NOT NULL,
+    last_seen_at  TIMESTAMP_NTZ NOT NULL,
+    cleared_at    TIMESTAMP_NTZ,            -- NULL while the condition holds: one alert until it clears
+    message       VARCHAR       NOT NULL,
+    delivered     VARCHAR,                  -- JSON: per channel, sent or the error
+    PRIMARY KEY (alert_id)
+);
+
+CREATE TABLE IF NOT EXISTS cycles (
+    cycle_id          VARCHAR       NOT NULL,
+    started_at        TIMESTAMP_NTZ NOT NULL,
+    finished_at       TIMESTAMP_NTZ,
+    status            VARCHAR       NOT NULL,   -- running, ok, skipped (no new data), failed
+    files_new         INTEGER,
+    rows_loaded       INTEGER,
+    forecasts_logged  INTEGER,
+    note              VARCHAR,
+    PRIMARY KEY (cycle_id)
+);
