@@ -31,7 +31,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -146,10 +146,15 @@ def refuse_empty_load(result: ValidationResult | FileCheck) -> None:
 
 
 def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id: str | None = None,
-                encoding: str = "utf-8", checked: FileCheck | None = None) -> IngestReport:
+                encoding: str = "utf-8", checked: FileCheck | None = None,
+                intake_row: Callable[[IngestReport], pd.DataFrame] | None = None) -> IngestReport:
     """Validate ``path`` (text in ``encoding`` unless a byte-order mark says otherwise) and load
     it into ``warehouse``; see the module docstring for the order. ``checked`` is the file's
-    :func:`~helpers.data.quality.validate_file` result when the caller has it already."""
+    :func:`~helpers.data.quality.validate_file` result when the caller has it already.
+
+    ``intake_row`` (the inbox's bookkeeping, :mod:`helpers.operate.intake`) makes the
+    ``intake_files`` row of this load from its report; the row is committed in the load's own
+    transaction, so a file is recorded as taken in exactly when its rows are in."""
     check = checked or validate_file(path, spec, encoding)  # raises before any write
     started = check.started_at
     run_id = run_id or new_run_id(started)
@@ -186,6 +191,8 @@ def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id
                    "target_col": spec.target_col, "temperature_col": spec.temperature_col,
                    "workday_col": spec.workday_col, "updated_at": finished}
         warehouse.load_frame("stage_catalog", pd.DataFrame([catalog], columns=TABLE_COLUMNS["series_catalog"]))
+        if intake_row is not None:
+            warehouse.load_frame("stage_intake_files", intake_row(report))
 
         with warehouse.transaction():
             warehouse.execute("upsert_raw")
@@ -194,6 +201,8 @@ def ingest_file(path: str | Path, spec: SeriesSpec, warehouse: Warehouse, run_id
             warehouse.execute("insert_quarantine")
             warehouse.execute("insert_dq_run")
             warehouse.execute("upsert_catalog")
+            if intake_row is not None:
+                warehouse.execute("insert_intake_files")
     finally:
         warehouse.execute("drop_stages")
     return report
