@@ -133,11 +133,19 @@ def test_the_issue_s_example_message(clean_env):
     ("ab_plan_file", "plans.yaml", "describes the experiments of ab_source_file"),
     ("ab_experiments", "demo: {}", "needs a 'variants' mapping"),
     ("ab_experiments", "demo: [unclosed", "is not valid YAML/JSON"),
+    ("fetch_url", "ftp://example.com/data", "must be an http:// or https:// address"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:
         load_settings(**{key: value})
     assert f"(set {key} in env.yaml or HELPERS_{key.upper()})" in str(caught.value)
+
+
+def test_fetch_url_with_credentials_is_refused_without_echoing_them(clean_env):
+    """Credentials come from the environment only; the refused value is not repeated into a log."""
+    with pytest.raises(ConfigError, match="must not carry credentials") as caught:
+        load_settings(fetch_url="https://user:s3cret@example.com/data")
+    assert "s3cret" not in str(caught.value) and "fetch_token_env" in str(caught.value)
 
 
 # Each A/B bound from both sides: the value just outside is refused with the whole message.

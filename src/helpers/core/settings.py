@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -413,6 +414,9 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
     url = _text(raw, "fetch_url")
     if url is not None and not url.startswith(("http://", "https://")):
         raise fail("fetch_url", "must be an http:// or https:// address ('' for no fetch)", url)
+    if url is not None and "@" in urlsplit(url).netloc:  # the value is not echoed: it holds a password
+        raise fail("fetch_url", "must not carry credentials (user:password@); put a bearer token in the environment "
+                   "variable named by fetch_token_env instead", "...")
     recipients = _names(raw, "alert_email_to")
     if any("@" not in r for r in recipients):
         raise fail("alert_email_to", "must be comma-separated e-mail addresses ('' for no e-mail)", raw["alert_email_to"])
