@@ -50,6 +50,7 @@ def pytest_sessionstart(session):
         "HELPERS_WAREHOUSE_PATH": str(_TMP / "warehouse.duckdb"),
         "HELPERS_PRODUCTS": str(_TMP / "products"),
         "HELPERS_REPORTS": str(_TMP / "reports"),
+        "HELPERS_FORECAST_LOG_DIR": str(_TMP / "forecast_log"),
     })
     settings = load_settings()
     ingest(settings)

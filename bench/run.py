@@ -18,7 +18,9 @@ the obvious alternative measured in the same run:
 - the forecast endpoint: ``wrk`` (Debian's package; 16 connections, 20 s) from a second
   process on loopback against ``python -m helpers.app.service`` (one uvicorn worker, uvloop,
   httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
-  same request through the ASGI app with no network or HTTP parsing.
+  same request through the ASGI app with no network or HTTP parsing, and the same load with
+  the forecast log off (``--no-forecast-log``) and on (``forecast_log``: both runs, the rows
+  the log holds afterwards, the cost of logging).
 - the endpoint's memory under large bodies (``--only service_memory``): eight connections
   send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
   300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
@@ -330,14 +332,15 @@ def _serving(command: list[str], env: dict[str, str]) -> Iterator[tuple[str, Any
 
 
 def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
-                 seconds: int, connections: int) -> dict:
-    """Start the service with ``command`` on a free port, check one answer, then load it with wrk."""
+                 seconds: int, connections: int, env: dict[str, str] | None = None) -> dict:
+    """Start the service with ``command`` on a free port (``env`` added to its environment),
+    check one answer, then load it with wrk."""
     import subprocess
     import urllib.request
 
     import orjson
 
-    with _serving(command, {"HELPERS_ARTIFACT": artifact}) as (url, _):
+    with _serving(command, {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, _):
         check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
         assert served == orjson.loads(expected), "the server and the in-process app disagree"
@@ -396,20 +399,55 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     serve = [sys.executable, "-m", "helpers.app.service", "--artifact", str(artifact)]
     plain = [sys.executable, "-m", "uvicorn", "--factory", "helpers.app.service:create_app", "--loop", "asyncio",
              "--http", "h11", "--log-level", "warning", "--no-access-log"]
+    # Every run logs into a folder of this run's own, never the settings' forecast_log_dir.
+    log_dir = tmp / "forecast_log"
+    env = {"HELPERS_FORECAST_LOG_DIR": str(log_dir)}
     runs = {}
-    for name, command in {"make_serve": serve, "uvicorn_asyncio_h11": plain}.items():
-        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections)
-    loaded = runs["make_serve"]
+    for name, command in {"make_serve_no_log": [*serve, "--no-forecast-log"], "make_serve": serve,
+                          "uvicorn_asyncio_h11": plain}.items():
+        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections, env)
+        if name == "make_serve":  # what the log holds once the service has stopped (it closes its file)
+            logged = _logged_rows(log_dir)
+            shutil.rmtree(log_dir, ignore_errors=True)
+    loaded, unlogged = runs["make_serve"], runs["make_serve_no_log"]
+    served_rows = (loaded["requests"] + 1) * len(request_days(request))  # + the check; warm-up below
+    keys = ("requests_per_s", "p50_s", "p99_s", "socket_errors", "non_2xx")
     return {
         "request": request, "artifact": str(artifact),
         "server": "uvicorn, 1 worker, uvloop + httptools, async route returning orjson bytes",
         "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
-        "target_met": bool(loaded["requests_per_s"] >= 5000 and loaded["p99_s"] < 0.005
-                           and loaded["socket_errors"] == 0 and loaded["non_2xx"] == 0),
+        "forecast_log": {
+            "with_log": {k: loaded[k] for k in keys}, "without_log": {k: unlogged[k] for k in keys},
+            "requests_per_s_change": loaded["requests_per_s"] / unlogged["requests_per_s"] - 1,
+            "p99_change_s": loaded["p99_s"] - unlogged["p99_s"],
+            # the log also holds the 2 s warm-up's requests: at least every measured request is there
+            "rows_logged": logged, "rows_of_measured_requests": served_rows,
+        },
+        "target_met": bool(_meets_target(loaded)),
+        "target_met_without_log": bool(_meets_target(unlogged)),
         "wrk_output": loaded["output"],
     }
+
+
+def _meets_target(run: dict) -> bool:
+    """The endpoint's bar: at least 5,000 requests/s with p99 under 5 ms, and no error."""
+    return run["requests_per_s"] >= 5000 and run["p99_s"] < 0.005 and run["socket_errors"] == 0 and run["non_2xx"] == 0
+
+
+def request_days(request: dict) -> list[str]:
+    """The days a /predict request asks for."""
+    days = pd.date_range(request["start_date"], request["end_date"], freq="1D")
+    return [d.date().isoformat() for d in days]
+
+
+def _logged_rows(log_dir: Path) -> int:
+    """Rows in the forecast log's files (each line is one request's steps)."""
+    import orjson
+
+    return sum(len(orjson.loads(line)["horizon_step"]) for path in log_dir.glob("*.jsonl")
+               for line in path.read_bytes().splitlines())
 
 
 def _memory_kb(pid: int) -> dict[str, int]:

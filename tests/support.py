@@ -94,6 +94,20 @@ def run_as_nobody(fn) -> tuple[int, str]:
     imported are shared, so the child needs to read nothing but the files under test.
     """
     import os
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        return fn()
+
+    return run_forked(as_nobody)
+
+
+def run_forked(fn) -> tuple[int, str]:
+    """Call ``fn()`` in a forked child, for what must not touch the test process (a user switch,
+    a resource limit); its exit code (``fn``'s return value, 99 for an exception) and stderr."""
+    import os
     import sys
     import traceback
 
@@ -104,9 +118,6 @@ def run_as_nobody(fn) -> tuple[int, str]:
         try:
             os.close(read_end)
             sys.stderr = os.fdopen(write_end, "w")
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
             code = fn()
         except BaseException:
             traceback.print_exc()
@@ -120,3 +131,19 @@ def run_as_nobody(fn) -> tuple[int, str]:
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), err
 
+
+def add_actuals(warehouse, series_id: str, days: dict[str, float]) -> None:
+    """Daily actual values through raw_series, the way an ingest makes them."""
+    from helpers.warehouse import TABLE_COLUMNS
+
+    raw = pd.DataFrame({"series_id": series_id, "ts": pd.to_datetime(list(days)), "y": list(days.values()),
+                        "temperature": None, "workday": None, "run_id": "r"}, columns=TABLE_COLUMNS["raw_series"])
+    raw = raw.astype({"temperature": "float64", "workday": "float64"})
+    warehouse.execute("create_stages")
+    try:
+        warehouse.load_frame("stage_raw", raw)
+        with warehouse.transaction():
+            warehouse.execute("upsert_raw")
+            warehouse.execute("refresh_daily", [series_id])
+    finally:
+        warehouse.execute("drop_stages")

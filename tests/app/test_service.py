@@ -98,10 +98,97 @@ def test_models_lists_metrics_and_the_forecastable_range(client):
         "95": {"nominal": 0.95, "achieved": 0.94, "calibrated": 0.9, "uncalibrated": 0.99, "method": "scaled", "factor": 0.8}}
 
 
-def test_health_names_the_served_artifact(client, artifact_file):
+def test_health_names_the_served_artifact_and_counts_the_forecast_log(client, artifact_file):
     body = client.get("/health").json()
+    log = body.pop("forecast_log")
     assert body == {"status": "ok", "artifact": str(artifact_file), "series_id": "s", "selected_model": "ets",
                     "last_updated": PAYLOAD["created_utc"]}
+    assert log["dropped_rows"] == 0 and log["last_error"] is None
+    assert log["dir"] == os.environ["HELPERS_FORECAST_LOG_DIR"]  # the test session's, from the settings
+
+
+@pytest.fixture
+def logged(artifact_file, tmp_path):
+    """A client whose forecast log goes to a folder of its own (flushed by GET /predictions only)."""
+    with TestClient(service.create_app(artifact_file, forecast_log_dir=tmp_path / "log", flush_seconds=600)) as client:
+        yield client
+
+
+def test_predictions_returns_what_predict_served(logged):
+    served = [predict(logged, model="ensemble").json(),
+              logged.post("/predict", json={"start_date": "2015-01-10", "end_date": "2015-01-11",
+                                            "include_confidence": False}).json()]
+    body = logged.get("/predictions").json()
+    assert body["snapshot_utc"] is None and body["count"] == 16  # nothing folded yet
+    rows = body["predictions"]
+    assert [r["target_date"] for r in rows] == sorted(served[0]["dates"] + served[1]["dates"])
+    for answer in served:
+        mine = [r for r in rows if r["model"] == answer["model_used"]]
+        assert [r["target_date"] for r in mine] == answer["dates"]
+        assert [r["forecast"] for r in mine] == answer["forecast"]
+        assert {r["source"] for r in mine} == {"api"} and {r["actual"] for r in mine} == {None}
+        assert {r["model_version"] for r in mine} == {PAYLOAD["created_utc"]}
+        assert {r["fitted_until"] for r in mine} == {"2014-12-31"}
+        assert [r["horizon_step"] for r in mine] == [int(d[-2:]) for d in answer["dates"]]
+    ensemble = [r for r in rows if r["model"] == "ensemble"]
+    assert [r["lower_95"] for r in ensemble] == served[0]["confidence_lower"]
+    assert [r["upper_95"] for r in ensemble] == served[0]["confidence_upper"]
+    assert len({r["prediction_id"] for r in rows}) == 16
+    window = logged.get("/predictions", params={"start_date": "2015-01-11", "end_date": "2015-01-14"}).json()
+    assert [(r["target_date"], r["model"]) for r in window["predictions"]] == [
+        ("2015-01-11", "ensemble"), ("2015-01-11", "ets"), ("2015-01-12", "ensemble"), ("2015-01-13", "ensemble"),
+        ("2015-01-14", "ensemble")]
+    assert logged.get("/predictions", params={"source": "scheduled"}).json()["count"] == 0
+    assert logged.get("/predictions", params={"source": "api", "end_date": "2015-01-01"}).json()["count"] == 1
+    assert logged.get("/health").json()["forecast_log"]["written_rows"] == 16
+
+
+def test_predictions_after_a_fold_come_with_their_actual_values_and_the_scheduled_ones(logged, tmp_path):
+    from helpers.operate.forecast_log import artifact_forecasts, fold_logs, log_scheduled, write_predictions_snapshot
+    from helpers.warehouse import Warehouse
+    from tests.support import add_actuals
+
+    served = logged.post("/predict", json={"start_date": "2015-01-01", "end_date": "2015-01-02"}).json()
+    before = logged.get("/predictions").json()["predictions"]
+    logged.app.state.log.rotate()  # as the flusher does every rotate_seconds
+    with Warehouse.open("duckdb", tmp_path / "warehouse.duckdb") as warehouse:
+        add_actuals(warehouse, "s", {"2015-01-01": 97.5})
+        assert fold_logs(warehouse, tmp_path / "log") == 2
+        log_scheduled(warehouse, artifact_forecasts(PAYLOAD, issued_at="2026-01-02"))
+        write_predictions_snapshot(warehouse, tmp_path / "log" / "predictions.json")
+    body = logged.get("/predictions", params={"end_date": "2015-01-02"}).json()
+    assert body["snapshot_utc"] and body["count"] == 8  # 2 served, 3 models x 2 days scheduled
+    api = logged.get("/predictions", params={"end_date": "2015-01-02", "source": "api"}).json()["predictions"]
+    assert api == [row | {"actual": 97.5 if row["target_date"] == "2015-01-01" else None} for row in before]
+    assert [r["forecast"] for r in api] == served["forecast"]
+    scheduled = logged.get("/predictions", params={"source": "scheduled", "start_date": "2015-01-30"}).json()
+    assert {(r["model"], r["horizon_step"]) for r in scheduled["predictions"]} == {
+        ("ets", 30), ("holt_winters", 30), ("ensemble", 30)}
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"start_date": "2015-02-30"}, "start_date: .*expected an ISO 8601 day"),
+    ({"end_date": "yesterday"}, "end_date: .*expected an ISO 8601 day"),
+    ({"start_date": "2015-01-14", "end_date": "2015-01-01"}, "start_date 2015-01-14 is after end_date 2015-01-01"),
+    ({"source": "web"}, "source: .*expected one of api, scheduled, all"),
+    ({"sorce": "api"}, "unknown query parameter 'sorce'; allowed: start_date, end_date, source"),
+])
+def test_bad_prediction_queries_get_422_saying_what_is_allowed(client, query, message):
+    response = client.get("/predictions", params=query)
+    assert response.status_code == 422
+    assert list(response.json()) == ["detail"]
+    assert re.search(message, response.json()["detail"]), response.json()["detail"]
+
+
+def test_a_log_that_cannot_be_written_never_fails_a_request(artifact_file, tmp_path, capfd):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the log folder should be: no user, root included, can write there
+    with TestClient(service.create_app(artifact_file, forecast_log_dir=blocked / "log", flush_seconds=600)) as client:
+        assert predict(client).status_code == 200
+        assert client.get("/predictions").json() == {"snapshot_utc": None, "count": 0, "predictions": []}
+        log = client.get("/health").json()["forecast_log"]
+    assert log["dropped_rows"] == 14 and log["last_error"].startswith("NotADirectoryError")
+    assert "forecast log: cannot write to" in capfd.readouterr().err
 
 
 def test_no_artifact_refuses_to_start_naming_the_build_command(tmp_path, capsys):

@@ -11,11 +11,19 @@ ready-to-slice lists, so a request only validates its input, slices and serialis
   model-comparison report shows;
 - ``GET /models``: the models, their metrics, each interval's nominal and achieved coverage
   on the evaluation folds, and the forecastable date range;
-- ``GET /health``: liveness plus which artifact is served.
+- ``GET /predictions?start_date=&end_date=&source=api|scheduled|all``: the forecasts issued
+  for target days in that range, by the endpoint (api) and by the cycles (scheduled), with the
+  actual value where the last cycle knew it (``helpers.operate.forecast_log``);
+- ``GET /health``: liveness, which artifact is served, and the forecast log's counts.
+
+Every forecast ``/predict`` serves is logged (``helpers.operate.forecast_log``): the request
+only queues it; a task of the app writes the queue every ``forecast_log_flush_seconds`` to
+the service's own files in ``forecast_log_dir``, which each cycle folds into the warehouse.
+The service never opens the warehouse. ``--no-forecast-log`` turns the log off (benchmarks).
 
 Input that cannot be served (a date that does not parse, start after end, a range outside
-the forecastable window, an unknown model, a field that is not part of the request) gets a
-422 whose ``detail`` says what is allowed. A body larger than ``max_request_bytes`` (64 KiB)
+the forecastable window, an unknown model, a field or query parameter that is not part of
+the request) gets a 422 whose ``detail`` says what is allowed. A body larger than ``max_request_bytes`` (64 KiB)
 gets 413 before it is read. Without a valid artifact the service does not
 start, and says which command builds one.
 """
@@ -23,21 +31,23 @@ start, and says which command builds one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpers.forecast.artifact import LEVELS, ArtifactError, load_artifact
+from helpers.operate.forecast_log import SOURCES, ForecastLogWriter, ForecastPath, PredictionReader
 
 ARTIFACT_ENV = "HELPERS_ARTIFACT"
 INTERVAL = ("lo-95", "hi-95")
@@ -70,6 +80,30 @@ class Problem(BaseModel):
     detail: str
 
 
+class Prediction(BaseModel):
+    prediction_id: str
+    source: Literal["api", "scheduled"]
+    series_id: str
+    issued_at: str = Field(description="UTC, ISO 8601")
+    model: str
+    model_version: str = Field(description="the artifact's created_utc")
+    fitted_until: date = Field(description="the last day of data the model was fitted on")
+    target_date: date
+    horizon_step: int = Field(description="days from fitted_until to target_date")
+    forecast: float
+    lower_80: float | None
+    upper_80: float | None
+    lower_95: float | None
+    upper_95: float | None
+    actual: float | None = Field(description="the day's mean demand; null until a cycle has it")
+
+
+class PredictionsResponse(BaseModel):
+    snapshot_utc: str | None = Field(description="when a cycle last folded the log and joined the actual values")
+    count: int
+    predictions: list[Prediction]
+
+
 class ORJSONBytes(Response):
     """A JSON response from orjson; ``content`` is any orjson-serialisable value."""
 
@@ -90,6 +124,7 @@ class ServedModel:
     metrics: dict[str, float]
     members: list[str] | None
     intervals: dict[str, dict[str, Any]]  # by level: nominal and achieved coverage, the calibration
+    issued: ForecastPath  # what the forecast log records of a slice
 
 
 @dataclass(frozen=True)
@@ -108,17 +143,24 @@ class Forecasts:
     def load(cls, path: str | Path) -> "Forecasts":
         payload = load_artifact(path)
         models = {}
+        fitted_until = datetime.fromisoformat(payload["training_end"]).date()
         for name, model in payload["models"].items():
             path_ = model["forecast"]
             days = [datetime.fromisoformat(ds).date() for ds in path_["ds"]]
             if any(b - a != timedelta(days=1) for a, b in zip(days, days[1:])):
                 raise ArtifactError(f"{path}: model {name!r} forecast is not one row per consecutive day; "
                                     "rebuild the artifact with `make run`.")
+            dates, mean = [d.isoformat() for d in days], list(path_["mean"])
+            lower, upper = list(path_[INTERVAL[0]]), list(path_[INTERVAL[1]])
+            issued = ForecastPath(
+                series_id=payload["series_id"], model=name, model_version=payload["created_utc"],
+                fitted_until=fitted_until.isoformat(), target_date=dates,
+                horizon_step=[(d - fitted_until).days for d in days], forecast=mean,
+                lower_80=list(path_["lo-80"]), upper_80=list(path_["hi-80"]), lower_95=lower, upper_95=upper)
             models[name] = ServedModel(
-                name=name, first=days[0], dates=[d.isoformat() for d in days], mean=list(path_["mean"]),
-                lower=list(path_[INTERVAL[0]]), upper=list(path_[INTERVAL[1]]),
+                name=name, first=days[0], dates=dates, mean=mean, lower=lower, upper=upper,
                 metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"),
-                intervals=_intervals(model))
+                intervals=_intervals(model), issued=issued)
         window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
         return cls(path=Path(path), models=models, selected=payload["selected_model"],
                    last_updated=payload["created_utc"], training_end=payload["training_end"],
@@ -149,6 +191,10 @@ def _problem(message: str) -> ORJSONBytes:
     return ORJSONBytes({"detail": message}, status_code=422)
 
 
+#: Query parameters of GET /predictions.
+PREDICTIONS_QUERY = ("start_date", "end_date", "source")
+
+
 def _describe(errors: list[dict[str, Any]]) -> str:
     """Pydantic's errors as one sentence per field, with what the field accepts."""
     allowed = {
@@ -157,14 +203,15 @@ def _describe(errors: list[dict[str, Any]]) -> str:
         "model": "a model name from GET /models (or leave it out for the selected model)",
         "include_confidence": "true or false",
     }
+    accepts = {**allowed, "source": f"one of {', '.join(SOURCES)}, all"}
     parts = []
     for error in errors:
-        loc = [str(x) for x in error.get("loc", ()) if x != "body"]
+        loc = [str(x) for x in error.get("loc", ()) if x not in ("body", "query")]
         field = loc[0] if loc else "body"
         if error.get("type") == "extra_forbidden":
             parts.append(f"unknown field {field!r}; allowed fields: {', '.join(allowed)}")
-        elif field in allowed:
-            parts.append(f"{field}: {error.get('msg', 'invalid')}; expected {allowed[field]}")
+        elif field in accepts:
+            parts.append(f"{field}: {error.get('msg', 'invalid')}; expected {accepts[field]}")
         else:
             parts.append(f"request body: {error.get('msg', 'invalid')}; expected a JSON object with "
                          f"start_date and end_date (optional: model, include_confidence)")
@@ -231,20 +278,40 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(artifact: str | Path | None = None, max_request_bytes: int | None = None) -> FastAPI:
+def create_app(artifact: str | Path | None = None, max_request_bytes: int | None = None,
+               forecast_log_dir: str | Path | None = None, flush_seconds: float | None = None,
+               log_forecasts: bool = True) -> FastAPI:
     """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts.
 
     Request bodies above ``max_request_bytes`` (default: the setting) get 413 (:class:`BodyLimit`).
+    Served forecasts are logged to ``forecast_log_dir`` every ``flush_seconds`` (default: the
+    settings ``forecast_log_dir`` and ``forecast_log_flush_seconds``) unless ``log_forecasts``
+    is false; ``GET /predictions`` reads that folder either way.
     """
-    if max_request_bytes is None:  # this one setting only: the others' checks import pandas (100 MB)
-        from helpers.core.settings import raw_settings, request_limit
+    if max_request_bytes is None or forecast_log_dir is None or flush_seconds is None:
+        # these settings only: the others' checks import pandas (100 MB)
+        from helpers.core.settings import forecast_log_settings, raw_settings, request_limit
 
-        max_request_bytes = request_limit(raw_settings())
+        raw = raw_settings()
+        max_request_bytes = request_limit(raw) if max_request_bytes is None else max_request_bytes
+        default_dir, default_flush = forecast_log_settings(raw)
+        forecast_log_dir = default_dir if forecast_log_dir is None else forecast_log_dir
+        flush_seconds = default_flush if flush_seconds is None else flush_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.forecasts = Forecasts.load(artifact or default_artifact())
-        yield
+        app.state.predictions = PredictionReader(forecast_log_dir)
+        app.state.log = ForecastLogWriter(forecast_log_dir, flush_seconds) if log_forecasts else None
+        if app.state.log is None:
+            yield
+            return
+        flusher = asyncio.create_task(app.state.log.run())
+        try:
+            yield
+        finally:
+            flusher.cancel()  # it writes what is left and closes its file on the way out
+            await asyncio.gather(flusher, return_exceptions=True)
 
     app = FastAPI(title="Demand forecast", version="1", lifespan=lifespan,
                   description="Daily electricity demand forecasts from the model-comparison artifact.")
@@ -256,10 +323,13 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
 
     @app.get("/health", response_class=ORJSONBytes)
     async def health(request: Request) -> ORJSONBytes:
-        """Liveness, and which artifact is being served."""
+        """Liveness, which artifact is being served, and the forecast log's counts (null when off):
+        rows written, rows dropped because they could not be written, and the last error."""
         f: Forecasts = request.app.state.forecasts
+        log: ForecastLogWriter | None = request.app.state.log
         return ORJSONBytes({"status": "ok", "artifact": str(f.path), "series_id": f.series_id,
-                            "selected_model": f.selected, "last_updated": f.last_updated})
+                            "selected_model": f.selected, "last_updated": f.last_updated,
+                            "forecast_log": None if log is None else log.stats()})
 
     @app.get("/models", response_class=ORJSONBytes)
     async def models(request: Request) -> ORJSONBytes:
@@ -295,11 +365,34 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
                             f"{first}..{last}")
         lower = served.lower[i:j] if body.include_confidence else None
         upper = served.upper[i:j] if body.include_confidence else None
+        if request.app.state.log is not None:
+            request.app.state.log.record(served.issued, i, j)  # queued only: written by the flusher
         return ORJSONBytes({
             "dates": served.dates[i:j], "forecast": served.mean[i:j],
             "confidence_lower": lower, "confidence_upper": upper, "model_used": name,
             "rmse": served.metrics["rmse"], "mae": served.metrics["mae"], "last_updated": f.last_updated,
         })
+
+    @app.get("/predictions", response_class=ORJSONBytes, response_model=PredictionsResponse,
+             responses={422: {"model": Problem, "description": "the request cannot be served; detail says why"}})
+    async def predictions(
+        request: Request,
+        start_date: date | None = Query(None, description="first target day, ISO 8601 (omitted: no lower bound)"),
+        end_date: date | None = Query(None, description="last target day, inclusive (omitted: no upper bound)"),
+        source: Literal["api", "scheduled", "all"] = Query("all", description="who issued the forecasts"),
+    ) -> ORJSONBytes:
+        """Past predictions for target days from ``start_date`` to ``end_date``, with the actual
+        value where known (as of the last cycle), by target day then issue time."""
+        unknown = sorted(set(request.query_params) - set(PREDICTIONS_QUERY))
+        if unknown:
+            return _problem(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(PREDICTIONS_QUERY)}")
+        if start_date and end_date and start_date > end_date:
+            return _problem(f"start_date {start_date} is after end_date {end_date}")
+        if request.app.state.log is not None:
+            request.app.state.log.flush()  # what this service served until now is in its files
+        reader: PredictionReader = request.app.state.predictions
+        # file reads and parsing: in a thread, so a large log does not hold up /predict
+        return ORJSONBytes(await asyncio.to_thread(reader.select, start_date, end_date, source))
 
     return app
 
@@ -310,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                         "settings' products/model/forecast_artifact.json)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--no-forecast-log", action="store_true",
+                        help="do not log served forecasts (to measure what logging costs)")
     args = parser.parse_args(argv)
     artifact = args.artifact or default_artifact()
     try:
@@ -319,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run(create_app(artifact), host=args.host, port=args.port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)
+    uvicorn.run(create_app(artifact, log_forecasts=not args.no_forecast_log), host=args.host, port=args.port,
+                loop="uvloop", http="httptools", log_level="warning", access_log=False)
     return 0
 
 

@@ -153,6 +153,13 @@ def request_limit(raw: dict[str, Any]) -> int:
     return _whole(raw, "max_request_bytes", 1024, 1 << 30)
 
 
+def forecast_log_settings(raw: dict[str, Any]) -> tuple[Path, float]:
+    """``forecast_log_dir`` and ``forecast_log_flush_seconds``, checked: the forecast service
+    reads them alone, like :func:`request_limit`."""
+    return (resolve(_required_text(raw, "forecast_log_dir")),
+            _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True))
+
+
 def check_calendar(country: str, subdiv: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
     import holidays
@@ -423,11 +430,12 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
     weekday = (_text(raw, "summary_weekday") or "").lower()
     if weekday not in WEEKDAYS:
         raise fail("summary_weekday", f"must be one of {', '.join(WEEKDAYS)}", raw["summary_weekday"])
+    log_dir, flush_seconds = forecast_log_settings(raw)
     return {
         "inbox_dir": resolve(_required_text(raw, "inbox_dir")),
         "archive_dir": resolve(_required_text(raw, "archive_dir")),
-        "forecast_log_dir": resolve(_required_text(raw, "forecast_log_dir")),
-        "forecast_log_flush_seconds": _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True),
+        "forecast_log_dir": log_dir,
+        "forecast_log_flush_seconds": flush_seconds,
         "intake_medium_share": medium, "intake_high_share": high,
         "intake_serious_kinds": _names(raw, "intake_serious_kinds", ERROR_KINDS),
         "monitor_window_days": _whole(raw, "monitor_window_days", 7, 366),
