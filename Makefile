@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PLOOMBER_STATS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: help install tools run test cov bench serve scheduled-run clean distclean
+.PHONY: help install tools run test cov bench serve scheduled-run operate replay clean distclean
 
 help:
 	@echo "make run    - install (if needed), build the pipeline, render reports/"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json"
 	@echo "make serve  - serve the forecast artifact on http://127.0.0.1:8000 (POST /predict)"
 	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
+	@echo "make operate - one operating cycle: inbox -> refit -> forecast log -> monitoring -> alerts"
+	@echo "make replay - replay the data after REPLAY_TRAIN_UNTIL week by week through the cycle, into replay/"
 	@echo "make clean  - remove products, reports and the embedded warehouse"
 
 $(BIN)/python:
@@ -59,8 +61,20 @@ serve: $(STAMP)
 scheduled-run: $(STAMP)
 	$(BIN)/python -m helpers.app.scheduler
 
+operate: $(STAMP)
+	$(BIN)/python -m helpers.app.cycle
+
+# The replay picks its model with the fast profile's comparison (REPLAY_PROFILE= for the full one).
+REPLAY_PROFILE ?= test
+REPLAY_TRAIN_UNTIL ?= 2014-09-30
+REPLAY_STEP ?= 7D
+replay: $(STAMP)
+	HELPERS_PROFILE=$(REPLAY_PROFILE) $(BIN)/python -m helpers.app.replay --train-until $(REPLAY_TRAIN_UNTIL) \
+	  --step $(REPLAY_STEP) $(if $(REPLAY_FILE),--file $(REPLAY_FILE))
+
 clean:
-	rm -rf products products-* products.failed-* reports reports.[0-9]* data/warehouse.duckdb data/warehouse.duckdb.wal
+	rm -rf products products-* products.failed-* reports reports.[0-9]* monitoring monitoring.[0-9]* replay \
+	  data/warehouse.duckdb data/warehouse.duckdb.wal
 
 distclean: clean
 	rm -rf $(VENV)

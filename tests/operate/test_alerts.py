@@ -5,26 +5,19 @@ Nothing of the sending code is replaced: the tests read what the servers receive
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.operate import alerts
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
+from tests.servers import free_port, smtp_server, webhook_server
 
 T0 = datetime(2026, 3, 3, 8, 0)  # a Tuesday of ISO week 2026-W10 (2 to 8 March)
 HOUR = timedelta(hours=1)
@@ -38,84 +31,6 @@ WORSE = replace(ACCURACY, severity="red", message="Its MAE over the last 28 days
                                                   "MAE (red from 1.75).")
 FILE = alerts.Condition("file:ab12cd", "high", "File demand_2026-03-02.csv was mostly refused",
                         "62% of its rows were invalid (unparseable timestamps); the bad rows are in data/archive/bad.")
-
-
-# -- the servers ----------------------------------------------------------------------------------
-def free_port() -> int:
-    """A port nothing listens on (the SMTP server that is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler keeping what it accepts: (sender, recipients, parsed message)."""
-
-    port: int = 0
-    messages: list[tuple[str, list[str], Any]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 Message accepted"
-
-    @property
-    def subjects(self) -> list[str]:
-        return [message["Subject"] for _, _, message in self.messages]
-
-    def body(self, index: int = -1) -> str:
-        return self.messages[index][2].get_content()
-
-
-@contextmanager
-def smtp_server(port: int | None = None, **smtp_options: Any) -> Iterator[Inbox]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), ready_timeout=5, **smtp_options)
-    controller.start()
-    inbox.port = controller.port
-    try:
-        yield inbox
-    finally:
-        controller.stop()
-
-
-@dataclass
-class Hook:
-    """What the webhook receiver got; ``statuses`` are answered in turn, then 200."""
-
-    url: str = ""
-    payloads: list[dict] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-
-
-@contextmanager
-def webhook_server() -> Iterator[Hook]:
-    hook = Hook()
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's hook name)
-            hook.payloads.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            status = hook.statuses.pop(0) if hook.statuses else 200
-            answer = b"ok" if status == 200 else b"something broke"
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_port}/services/T000/B000/secret-token"
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def mail(port: int, starttls: bool = False) -> alerts.EmailChannel:

@@ -717,6 +717,32 @@ def statuses(forecasts: pd.DataFrame, reference: ModelReference, drift_result: D
             *drift_signals(drift_result, thresholds), *data_quality_signals(intake, thresholds)]
 
 
+def cycle_provenance(forecast_record: str | Path | None) -> dict[str, str] | None:
+    """Provenance rows of the cycle behind the page (its ``forecast`` product: the refit model,
+    the data it was fitted on, the forecasts logged); None outside a cycle."""
+    if not forecast_record:
+        return None
+    record = json.loads(Path(forecast_record).read_text())
+    return {"model refit": f"{record['model']} (version {record['model_version']})",
+            "fitted on data until": str(record["fitted_until"]),
+            "forecasts logged": f"{record['logged']} scheduled, {record['folded']} served by the API folded in"}
+
+
+def current_signals(warehouse: Warehouse, settings: Settings, artifact: str | Path) -> list[Signal]:
+    """Every signal now, computed as the monitoring notebook computes them (a cycle's alerts use these).
+
+    ``artifact`` gives the model's cross-validated error and the end of its training data
+    (the drift reference): the artifact the model comparison made, not a refit of it.
+    """
+    thresholds = Thresholds.from_settings(settings)
+    reference = load_reference(artifact)
+    forecasts = forecasts_with_actuals(warehouse, settings.series_id)
+    files = intake_files(warehouse, settings.series_id)
+    drifts = drift(warehouse.read_series("daily_series", settings.series_id), reference.training_end,
+                   thresholds.window_days)
+    return statuses(forecasts, reference, drifts, files, thresholds)
+
+
 def status_table(signals: Sequence[Signal]) -> pd.DataFrame:
     """``signal, status, value, threshold, message``, the alerting ones first (red, then orange)."""
     order = {"red": 0, "orange": 1, "green": 2, "grey": 3}

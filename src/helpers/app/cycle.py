@@ -1,0 +1,177 @@
+"""One operating cycle: ``make operate`` (``python -m helpers.app.cycle``).
+
+fetch (when ``fetch_url`` is set) -> intake of the inbox -> refit of the production model on
+all data now available -> forecast, logged -> monitoring -> alerts -> the monitoring pages.
+The steps after the fetch are a Ploomber pipeline, ``pipeline.operate.yaml``, built whole
+each cycle (the tasks are in :mod:`helpers.app.cycle_tasks`), so cron, the orchestrator
+export and the report site treat it like the main pipeline.
+
+A cycle with nothing new (no new inbox file, no served forecasts to fold) builds nothing: it
+records a ``skipped`` row in the warehouse table ``cycles`` and exits 0. A cycle holds the
+lock of ``make scheduled-run`` (``runs/.lock``) from start to end, so the two never write
+at the same time; a cycle that finds it held exits 3 at once.
+
+The monitoring pages are published as their own small site beside ``reports``
+(``monitoring/``, swapped atomically like the reports): ``monitoring/index.html`` links the
+monitoring page and one data-quality page per file taken in.
+
+Exit status: 0 ran or skipped, 1 a step failed, 2 refused input (a setting), 3 busy or the
+warehouse was unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.app.pipeline import BuildFailed, exit_code, failure_summary
+from helpers.app.scheduler import Busy, run_lock
+from helpers.core.paths import project_root
+from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
+from helpers.core.settings import ConfigError, Settings, load_settings
+from helpers.warehouse import Warehouse, WarehouseError
+
+EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
+#: The tasks a cycle builds when it does not render the monitoring pages (``render=False``).
+UNRENDERED_TARGET = "alerts"
+
+
+def monitoring_link(settings: Settings) -> Path:
+    """Where the monitoring site is published: ``monitoring`` beside ``reports``."""
+    return settings.reports.with_name("monitoring")
+
+
+def make_cycle_dag(settings: Settings, cycle_id: str, now: datetime) -> Any:
+    """``pipeline.operate.yaml`` as a Ploomber DAG, its placeholders filled from ``settings``."""
+    from ploomber.spec import DAGSpec
+
+    env = {**settings.as_env(), "cycle_id": cycle_id, "now": now.isoformat(timespec="seconds"),
+           "monitoring": str(monitoring_link(settings)), "artifact": str(production_artifact(settings))}
+    env["run_parameters"] = json.dumps(env, sort_keys=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The following placeholders are declared in the environment but unused",
+                                UserWarning)
+        spec = DAGSpec(str(project_root() / "pipeline.operate.yaml"), env=env)
+    return spec.to_dag()
+
+
+def production_artifact(settings: Settings) -> Path:
+    """The artifact a cycle refits: the last refit, else the one the pipeline made."""
+    refit = settings.products / "operate" / "forecast_artifact.json"
+    return refit if refit.exists() else settings.products / "model" / "forecast_artifact.json"
+
+
+def record_cycle(settings: Settings, row: dict[str, Any]) -> None:
+    with Warehouse.from_settings(settings) as warehouse:
+        warehouse.execute("insert_cycle", [row[k] for k in ("cycle_id", "started_at", "finished_at", "status",
+                                                              "files_new", "rows_loaded", "forecasts_logged",
+                                                              "note")])
+
+
+def has_new_data(settings: Settings) -> tuple[bool, str]:
+    """Whether the inbox holds a file not taken in yet, or the service logged forecasts to fold."""
+    from helpers.operate import intake
+
+    with Warehouse.from_settings(settings) as warehouse:
+        files = intake.new_files(warehouse, settings.inbox_dir)
+    logs = sorted(settings.forecast_log_dir.glob("*.jsonl")) if settings.forecast_log_dir.is_dir() else []
+    if files or logs:
+        return True, f"{len(files)} new file(s), {len(logs)} forecast log file(s) to fold"
+    return False, f"no new file in {settings.inbox_dir} and no served forecasts to fold"
+
+
+def run_cycle(settings: Settings, now: datetime | None = None, render: bool = True,
+              cycle_id: str | None = None) -> dict[str, Any]:
+    """One cycle without the lock (the caller holds it); returns its ``cycles`` row.
+
+    ``now`` is the cycle's time (a replay passes the simulated one); ``render=False`` builds
+    everything but the monitoring notebook and pages.
+    """
+    from helpers.app.cycle_tasks import fetch_step
+
+    now = now or utc_now()
+    cycle_id = cycle_id or f"{now:{RUN_TIME_FORMAT}}Z"
+    started = utc_now()
+    fetched = fetch_step(settings, now)
+    row = {"cycle_id": cycle_id, "started_at": pd.Timestamp(started), "status": "ok", "files_new": 0,
+           "rows_loaded": 0, "forecasts_logged": 0, "note": fetched}
+    new, why = has_new_data(settings)
+    if not new:
+        row.update(status="skipped", finished_at=pd.Timestamp(utc_now()), note="; ".join(filter(None, [fetched, why])))
+        record_cycle(settings, row)
+        return row
+    from ploomber.exceptions import DAGBuildError
+
+    dag = make_cycle_dag(settings, cycle_id, now)
+    try:
+        if render:
+            dag.build(force=True, show_progress=False)
+        else:
+            dag.build_partially(UNRENDERED_TARGET, force=True, show_progress=False)
+    except DAGBuildError as exc:
+        row.update(status="failed", finished_at=pd.Timestamp(utc_now()), note=failure_summary(exc)[:2000])
+        record_cycle(settings, row)
+        raise BuildFailed(f"cycle {cycle_id} failed:\n{failure_summary(exc)}", exit_code(str(exc))) from exc
+    products = settings.products / "operate"
+    intake_record = json.loads((products / "intake.json").read_text())
+    forecast_record = json.loads((products / "forecast.json").read_text())
+    row.update(finished_at=pd.Timestamp(utc_now()), files_new=len(intake_record["taken_in"]),
+               rows_loaded=intake_record["rows_loaded"], forecasts_logged=forecast_record["logged"])
+    record_cycle(settings, row)
+    return row
+
+
+def operate(settings: Settings, runs: Path, render: bool = True) -> int:
+    """One cycle under the lock ``runs/.lock``, said in one line; returns the exit status."""
+    try:
+        with run_lock(runs):
+            row = run_cycle(settings, render=render)
+    except Busy as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except BuildFailed as exc:
+        print(f"{exc}\nThe inbox files not taken in stay in {settings.inbox_dir}; the next cycle tries them again.",
+              file=sys.stderr)
+        return exc.code
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except WarehouseError as exc:  # WarehouseBusy included
+        print(f"warehouse unavailable: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    if row["status"] == "skipped":
+        print(f"cycle {row['cycle_id']} skipped: {row['note']}")
+    else:
+        print(f"cycle {row['cycle_id']} ok: {row['files_new']} file(s) taken in, {row['rows_loaded']} rows loaded, "
+              f"{row['forecasts_logged']} forecasts logged; monitoring in {monitoring_link(settings)}/index.html")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.app.cycle", description="One operating cycle.",
+                                     epilog="exit status: 0 ran or skipped, 1 a step failed, 2 refused input, "
+                                            "3 busy or the warehouse was unavailable")
+    parser.add_argument("--profile", help="settings profile, e.g. 'test'")
+    parser.add_argument("--no-render", action="store_true", help="leave out the monitoring notebook and pages")
+    args = parser.parse_args(argv)
+    if args.profile:
+        os.environ["HELPERS_PROFILE"] = args.profile
+    os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+    try:
+        settings = load_settings(args.profile)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return operate(settings, project_root() / "runs", render=not args.no_render)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The tasks of one operating cycle (``pipeline.operate.yaml``); see :mod:`helpers.app.cycle`.
+
+Each reads the settings as ``load_settings`` does (the cycle runs with the same environment)
+and writes a small JSON record as its product.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from helpers.core.files import write_atomic
+from helpers.core.provenance import stamp
+from helpers.core.settings import Settings, load_settings
+from helpers.operate import alerts, forecast_log, intake, monitoring, refit
+from helpers.publish import release
+from helpers.publish.site import index_sections, render_notebook, write_index
+from helpers.warehouse import Warehouse
+
+
+def _write(product: Any, record: dict[str, Any]) -> None:
+    write_atomic(Path(str(product)), json.dumps(record, indent=1, default=str))
+
+
+def fetch_step(settings: Settings, now: datetime) -> str:
+    """Fetch new data into the inbox when ``fetch_url`` is set; one line saying what happened ('' when off)."""
+    if not settings.fetch_url:
+        return ""
+    from helpers.operate.fetch import fetch_to_inbox
+
+    return fetch_to_inbox(settings, now=now).message
+
+
+def intake_task(product: Any, cycle_id: str, now: str) -> None:
+    """Take in the inbox (:func:`helpers.operate.intake.process_inbox`)."""
+    settings = load_settings()
+    with Warehouse.from_settings(settings) as warehouse:
+        result = intake.process_inbox(settings, warehouse, cycle_id, now=datetime.fromisoformat(now))
+    print(result.summary())
+    _write(product, {"cycle_id": cycle_id, "taken_in": [asdict(f) for f in result.taken_in],
+                     "files": [asdict(f) for f in result.files], "rows_loaded": result.rows_loaded})
+
+
+def forecast_task(product: Any, upstream: Any, artifact: str, refit_artifact: str, now: str) -> None:
+    """Refit the production model on all data, log its forecasts and fold the service's log."""
+    settings = load_settings()
+    issued = datetime.fromisoformat(now)
+    with Warehouse.from_settings(settings) as warehouse:
+        payload = refit.refit(settings, warehouse, artifact, now=issued)
+        refit.write_refit(payload, refit_artifact)
+        logged = forecast_log.log_scheduled(warehouse, forecast_log.artifact_forecasts(payload, issued_at=issued))
+        folded = forecast_log.fold_logs(warehouse, settings.forecast_log_dir)
+        forecast_log.write_predictions_snapshot(warehouse, settings.forecast_log_dir / forecast_log.SNAPSHOT_NAME)
+    _write(product, {"model": payload["selected_model"], "model_version": payload["created_utc"],
+                     "fitted_until": payload["training_end"], "logged": int(logged), "folded": int(folded),
+                     "artifact": refit_artifact})
+
+
+
+def conditions(signals: list[Any], taken_in: list[dict[str, Any]], monitoring_site: str) -> list[alerts.Condition]:
+    """What the people on call are told about: every orange or red signal, every file of high criticality."""
+    page = f"{monitoring_site}/monitoring.html"
+    found = [alerts.Condition(key=s.key, severity=s.status, title=f"{s.key} is {s.status}", message=s.message,
+                              link=page) for s in signals if s.status in ("orange", "red")]
+    for f in taken_in:
+        if f["criticality"] == "high":
+            what = (f"none of its {f['rows_read']} rows could be loaded" if f["rows_loaded"] == 0 else
+                    f"{f['rows_quarantined']} of its {f['rows_read']} rows are bad")
+            found.append(alerts.Condition(
+                key=f"file:{f['file_sha256']}", severity="high", title=f"data file {f['file_name']}: high criticality",
+                message=f"{f['file_name']}: {what}" + (f" ({f['reason']})" if f.get("reason") else "") +
+                f". The file is in {f['archived_as']}" + (f", its bad rows in {f['bad_rows_file']}"
+                                                        if f.get("bad_rows_file") else "") +
+                ". Fix the source and drop a corrected file in the inbox.",
+                link=f"{monitoring_site}/files/{Path(f['archived_as']).name}.html"))
+    return found
+
+
+def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_artifact: str, now: str) -> None:
+    """Open, update or clear alerts from the monitoring signals and the files taken in; send the weekly summary.
+
+    ``reference_artifact`` (the model comparison's) gives the cross-validated error and the
+    training window the signals are judged against."""
+    settings = load_settings()
+    moment = datetime.fromisoformat(now)
+    taken_in = json.loads(Path(str(upstream["intake"])).read_text())["taken_in"]
+    channels = alerts.channels_from_settings(settings)
+    with Warehouse.from_settings(settings) as warehouse:
+        signals = monitoring.current_signals(warehouse, settings, reference_artifact)
+        outcome = alerts.reconcile(warehouse, conditions(signals, taken_in, monitoring_site), moment, channels)
+        summary = alerts.send_weekly_summary(warehouse, settings, moment, f"{monitoring_site}/index.html")
+    print(outcome.summary())
+    _write(product, {"signals": [asdict(s) for s in signals], "opened": outcome.opened, "worsened": outcome.worsened,
+                     "updated": outcome.updated, "cleared": outcome.cleared, "not_delivered": outcome.failures,
+                     "weekly_summary": None if summary is None else summary.results})
+
+
+def render_task(product: Any, upstream: Any, monitoring_site: str, archive_dir: str,
+                run_parameters: str | dict) -> None:
+    """Render the monitoring notebook and link the files' data-quality pages; publish at ``monitoring``."""
+    link = Path(monitoring_site)
+    folder = release.new_folder(link)
+    parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
+    record = stamp(parameters)
+    target, title = render_notebook(Path(str(upstream["monitoring"]["nb"])), folder, "monitoring", record)
+    pages = sorted((Path(archive_dir) / "pages").glob("*.html"), reverse=True)
+    (folder / "files").mkdir()
+    for page in pages:
+        (folder / "files" / page.name).write_bytes(page.read_bytes())
+    files = [(f"files/{page.stem}", f"Data quality: {page.stem}") for page in pages]
+    write_index(index_sections([], [(target.stem, title)]) + ([("Files taken in", files)] if files else []),
+                folder / "index.html", record)
+    release.publish(link, folder)
+    _write(product, {"monitoring": str(link), "folder": str(folder), "pages": 1 + len(pages)})

@@ -1,0 +1,170 @@
+"""Replay a series as if it arrived over time: ``make replay`` (``python -m helpers.app.replay``).
+
+From a fresh folder (``replay/`` by default: its own warehouse, inbox, archive, products and
+monitoring site), the replay
+
+1. takes the rows up to ``--train-until`` (the whole day) as the history: ingests them, runs
+   the model comparison on the daily series and fits the selected model (the pipeline's own
+   functions, :mod:`helpers.forecast.comparison` and :func:`helpers.app.tasks.fit_final_task`);
+2. cuts the rest into files of ``--step`` (a pandas offset, ``7D`` by default) with
+   :func:`helpers.operate.intake.split_file`;
+3. drops them into the inbox one at a time and runs one operating cycle per file
+   (:func:`helpers.app.cycle.run_cycle`), at the time the file's last row was measured, so
+   the forecast log, the monitoring and the alerts unfold as they would have.
+
+The monitoring notebook and pages are made by the last cycle only (``--render-every`` makes
+more): the signals and alerts of every cycle are computed all the same.
+
+The column settings (``HELPERS_TIMESTAMP_COL``, ``HELPERS_TARGET_COL``, ...) apply as for
+``make run``. Exit status: 0 done, 1 a cycle failed, 2 refused input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.app.cycle import run_cycle
+from helpers.app.pipeline import BuildFailed
+from helpers.app.tasks import fit_final_task
+from helpers.core.files import write_atomic
+from helpers.core.paths import resolve
+from helpers.core.settings import ConfigError, SERIES_BOUND, Settings, load_settings
+from helpers.data import quality
+from helpers.data.ingest import ingest
+from helpers.data.quality import DataQualityError
+from helpers.data.series import load_series
+from helpers.forecast import comparison
+from helpers.operate.intake import split_file
+from helpers.warehouse import Warehouse
+
+DEFAULT_TRAIN_UNTIL = "2014-09-30"
+DEFAULT_STEP = "7D"
+
+
+@dataclass
+class ReplayResult:
+    folder: Path
+    files: list[Path]
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def replay_environment(out: Path, source: Path, base: Settings) -> dict[str, str]:
+    """The ``HELPERS_*`` variables that point every setting that writes at ``out``.
+
+    The series' calendar settings are passed on explicitly when the file is the configured
+    one and they are not set already (the history file is a new path, so they would
+    otherwise not be applied to it).
+    """
+    env: dict[str, Any] = {
+        "HELPERS_WAREHOUSE_PATH": out / "warehouse.duckdb", "HELPERS_PRODUCTS": out / "products",
+        "HELPERS_REPORTS": out / "reports", "HELPERS_INBOX_DIR": out / "inbox", "HELPERS_ARCHIVE_DIR": out / "archive",
+        "HELPERS_FORECAST_LOG_DIR": out / "forecast_log", "HELPERS_SOURCE_FILE": out / "history.csv"}
+    if resolve(str(source)) == base.source_file:
+        for key in SERIES_BOUND:
+            if f"HELPERS_{key.upper()}" not in os.environ:
+                env[f"HELPERS_{key.upper()}"] = getattr(base, key) or ""
+    return {k: str(v) for k, v in env.items()}
+
+
+def train(settings: Settings) -> Path:
+    """Ingest the history, compare the daily models, fit the selected one; returns the artifact."""
+    ingest(settings)
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        frame = comparison.prepare_frame(load_series(warehouse, settings.series_id, "daily",
+                                                     max_fill_steps=settings.max_fill_steps))
+    result = comparison.run_comparison(frame, comparison.ComparisonConfig.from_settings(settings, "daily"))
+    selection = comparison.write_selection(result, settings.products / "model" / "selection.json")
+    artifact = settings.products / "model" / "forecast_artifact.json"
+    fit_final_task(artifact, {"model_comparison": {"selection": selection}}, settings.series_id,
+                   settings.warehouse_backend, str(settings.warehouse_path), str(settings.max_fill_steps),
+                   settings.profile)
+    return artifact
+
+
+def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step: str = DEFAULT_STEP,
+           render_every: int = 0, say=print) -> ReplayResult:
+    """The replay described in the module docstring; ``os.environ`` is pointed at ``out`` for its duration."""
+    base = load_settings()
+    until = pd.Timestamp(train_until) + pd.Timedelta("1D")  # the whole day
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    frame = quality.read_source(source, base.encoding)
+    if base.timestamp_col not in frame.columns:
+        raise DataQualityError(f"{source}: no timestamp column {base.timestamp_col!r}; columns: "
+                               f"{list(frame.columns)} (set HELPERS_TIMESTAMP_COL)")
+    times = pd.to_datetime(frame[base.timestamp_col], errors="coerce", format="mixed").ffill().bfill()
+    history = frame[(times < until).to_numpy()]
+    if history.empty or len(history) == len(frame):
+        raise ValueError(f"train_until {train_until} leaves no {'history' if history.empty else 'rows to replay'}: "
+                         f"the file spans {times.min()} .. {times.max()} (set REPLAY_TRAIN_UNTIL)")
+    write_atomic(out / "history.csv", history.to_csv(index=False))
+    previous = dict(os.environ)
+    os.environ.update(replay_environment(out, source, base))
+    try:
+        settings = load_settings()
+        started = time.perf_counter()
+        train(settings)
+        result = ReplayResult(out, split_file(source, out / "pending", base.timestamp_col, every=step,
+                                              after=str(until - pd.Timedelta("1ns")), encoding=base.encoding))
+        result.seconds["train"] = time.perf_counter() - started
+        say(f"replay: trained on {len(history)} rows up to {train_until}; {len(result.files)} files of {step} to replay")
+        settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+        for k, path in enumerate(result.files, start=1):
+            arrived = pd.to_datetime(quality.read_source(path, base.encoding)[base.timestamp_col], errors="coerce",
+                                     format="mixed").max().ceil("1D")
+            shutil.move(path, settings.inbox_dir / path.name)
+            render = k == len(result.files) or (render_every > 0 and k % render_every == 0)
+            started = time.perf_counter()
+            row = run_cycle(settings, now=arrived.to_pydatetime(), render=render)
+            row["seconds"] = time.perf_counter() - started
+            result.cycles.append(row)
+            say(f"cycle {k}/{len(result.files)} ({path.name}, {arrived.date()}): {row['status']}, "
+                f"{row['rows_loaded']} rows, {row['seconds']:.1f} s")
+        shutil.rmtree(out / "pending", ignore_errors=True)
+        return result
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.app.replay", description=__doc__.split("\n")[0])
+    parser.add_argument("--file", type=Path, help="series file (default: source_file, or $REPLAY_FILE)")
+    parser.add_argument("--train-until", default=os.environ.get("REPLAY_TRAIN_UNTIL") or DEFAULT_TRAIN_UNTIL,
+                        help=f"last day of the history (default {DEFAULT_TRAIN_UNTIL}, or $REPLAY_TRAIN_UNTIL)")
+    parser.add_argument("--step", default=os.environ.get("REPLAY_STEP") or DEFAULT_STEP,
+                        help=f"one inbox file per this pandas offset (default {DEFAULT_STEP}, or $REPLAY_STEP)")
+    parser.add_argument("--out", type=Path, default=Path("replay"), help="folder of the replay (made afresh)")
+    parser.add_argument("--render-every", type=int, default=0, help="also render the pages every N cycles")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+    try:
+        source = args.file or (Path(os.environ["REPLAY_FILE"]) if os.environ.get("REPLAY_FILE")
+                               else load_settings().source_file)
+        started = time.perf_counter()
+        result = replay(source, resolve(str(args.out)), args.train_until, args.step, args.render_every)
+    except (ConfigError, DataQualityError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BuildFailed as exc:
+        print(f"replay stopped: {exc}", file=sys.stderr)
+        return exc.code
+    settings_out = resolve(str(args.out))
+    print(f"replay done in {time.perf_counter() - started:.0f} s: {len(result.cycles)} cycles; monitoring in "
+          f"{settings_out / 'monitoring' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
