@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import shutil
 import sys
 from dataclasses import dataclass, field
