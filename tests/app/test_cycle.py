@@ -39,3 +39,14 @@ def test_a_bad_setting_exits_2(clean_env, monkeypatch, capsys):
     monkeypatch.setenv("HELPERS_MONITOR_PSI_RED", "-1")
     assert cycle.main([]) == cycle.EXIT_REFUSED
     assert "monitor_psi_red" in capsys.readouterr().err
+
+
+def test_a_cycle_without_a_model_to_refit_refuses_and_leaves_the_inbox(settings, tmp_path, capsys):
+    from tests.support import DQ
+
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "new.csv").write_bytes((DQ / "clean.csv").read_bytes())
+    assert cycle.operate(settings, tmp_path / "runs") == cycle.EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert "there is none to refit" in err and "`make run`" in err
+    assert (tmp_path / "inbox" / "new.csv").exists()

@@ -64,9 +64,9 @@ def make_cycle_dag(settings: Settings, cycle_id: str, now: datetime) -> Any:
 
 
 def production_artifact(settings: Settings) -> Path:
-    """The artifact a cycle refits: the last refit, else the one the pipeline made."""
-    refit = settings.products / "operate" / "forecast_artifact.json"
-    return refit if refit.exists() else settings.products / "model" / "forecast_artifact.json"
+    """The artifact whose models a cycle refits: the one the pipeline's model comparison made
+    (a new comparison, the weekly full run, changes it; the refits keep its models and settings)."""
+    return settings.products / "model" / "forecast_artifact.json"
 
 
 def record_cycle(settings: Settings, row: dict[str, Any]) -> None:
@@ -110,6 +110,13 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
         return row
     from ploomber.exceptions import DAGBuildError
 
+    from helpers.forecast.artifact import ArtifactError, load_artifact
+
+    try:
+        load_artifact(production_artifact(settings))
+    except ArtifactError as exc:
+        raise ConfigError(f"a cycle refits the model the comparison selected, and there is none to refit: {exc} "
+                          "The new files stay in the inbox until then.") from exc
     dag = make_cycle_dag(settings, cycle_id, now)
     try:
         if render:

@@ -51,10 +51,12 @@ def forecast_task(product: Any, upstream: Any, artifact: str, refit_artifact: st
     with Warehouse.from_settings(settings) as warehouse:
         payload = refit.refit(settings, warehouse, artifact, now=issued)
         refit.write_refit(payload, refit_artifact)
-        logged = forecast_log.log_scheduled(warehouse, forecast_log.artifact_forecasts(payload, issued_at=issued))
+        # A refit is new data for the same model: its version is the artifact the comparison made.
+        rows = forecast_log.artifact_forecasts(payload, issued_at=issued).assign(model_version=payload["refit_of"])
+        logged = forecast_log.log_scheduled(warehouse, rows)
         folded = forecast_log.fold_logs(warehouse, settings.forecast_log_dir)
         forecast_log.write_predictions_snapshot(warehouse, settings.forecast_log_dir / forecast_log.SNAPSHOT_NAME)
-    _write(product, {"model": payload["selected_model"], "model_version": payload["created_utc"],
+    _write(product, {"model": payload["selected_model"], "model_version": payload["refit_of"],
                      "fitted_until": payload["training_end"], "logged": int(logged), "folded": int(folded),
                      "artifact": refit_artifact})
 

@@ -910,19 +910,22 @@ def plot_coverage_over_time(coverage: pd.DataFrame, thresholds: Thresholds | Non
 
 
 def plot_forecast_vs_actual(frame: pd.DataFrame, days: int = 28, model: str | None = None) -> go.Figure:
-    """The last ``days`` days forecast: each day's latest forecast (the shortest horizon) with its
-    80% and 95% intervals, and the actual value where it is known.
+    """Each day's latest forecast (the shortest horizon) with its 80% and 95% intervals, and the
+    actual value where it is known: the last ``days`` days with an actual value, then the days
+    still to come (the last ``days`` days forecast while no actual value is known).
 
     ``model`` defaults to the model of the latest forecast issued.
     """
-    title = f"Forecast against actual, the last {days} days forecast"
+    title = f"Forecast against actual: the last {days} days with actual values, and the days ahead"
     _require(frame, FORECAST_COLUMNS, "forecasts_with_actuals")
     if frame.empty:
         return _empty_figure(title, "day", "daily value", "No forecast logged yet")
     model = model or str(frame.loc[frame["issued_at"].idxmax(), "model"])
     rows = frame[frame["model"] == model]
     rows = rows.sort_values(["target_date", "horizon_step"]).drop_duplicates("target_date")
-    rows = rows[rows["target_date"] > rows["target_date"].max() - pd.Timedelta(days=days)]
+    known = rows.loc[rows["actual"].notna(), "target_date"]
+    end = known.max() if len(known) else rows["target_date"].max()
+    rows = rows[rows["target_date"] > end - pd.Timedelta(days=days)]
     fig = go.Figure()
     for level, opacity in ((95, 0.15), (80, 0.3)):
         fig.add_trace(go.Scatter(x=rows["target_date"], y=rows[f"upper_{level}"], mode="lines", line={"width": 0},
