@@ -384,13 +384,19 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
                "include_confidence": True}
     body = orjson.dumps(request)
 
-    # In process: the ASGI app alone (startup run once by hand).
+    # In process: the ASGI app alone (startup run once by hand), without the forecast log and
+    # with it queueing every answer (the request's part of logging; the flusher is not running).
+    from helpers.operate.forecast_log import ForecastLogWriter
+
     app = service.create_app(artifact)
-    app.state.forecasts = forecasts
+    app.state.forecasts, app.state.log = forecasts, None
     asyncio.set_event_loop(asyncio.new_event_loop())
     status, payload = _asgi_call(app, body)
     assert status == 200, payload
     in_process = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    app.state.log = ForecastLogWriter(tmp / "in_process_log")
+    in_process_logged = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    queued = app.state.log.pending
 
     # Over loopback: the real server in its own process, loaded by wrk from another;
     # `make serve` (uvloop + httptools) against uvicorn's pure-Python defaults (asyncio + h11).
@@ -418,6 +424,7 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
         "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
+        "in_process_asgi_queueing_the_log": {**in_process_logged, "queued": queued},
         "forecast_log": {
             "with_log": {k: loaded[k] for k in keys}, "without_log": {k: unlogged[k] for k in keys},
             "requests_per_s_change": loaded["requests_per_s"] / unlogged["requests_per_s"] - 1,
@@ -442,12 +449,13 @@ def request_days(request: dict) -> list[str]:
     return [d.date().isoformat() for d in days]
 
 
-def _logged_rows(log_dir: Path) -> int:
-    """Rows in the forecast log's files (each line is one request's steps)."""
+def _logged_rows(log_dir: Path) -> dict[str, int]:
+    """Rows in the forecast log's files by state (each line is one request's steps): ``jsonl``
+    closed by the service, ``open`` left open (a fold takes those over once the service is gone)."""
     import orjson
 
-    return sum(len(orjson.loads(line)["horizon_step"]) for path in log_dir.glob("*.jsonl")
-               for line in path.read_bytes().splitlines())
+    return {state: sum(len(orjson.loads(line)["horizon_step"]) for path in log_dir.glob(f"*.{state}")
+                       for line in path.read_bytes().splitlines()) for state in ("jsonl", "open")}
 
 
 def _memory_kb(pid: int) -> dict[str, int]:
