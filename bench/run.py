@@ -334,20 +334,36 @@ def _serving(command: list[str], env: dict[str, str]) -> Iterator[tuple[str, Any
 def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
                  seconds: int, connections: int, env: dict[str, str] | None = None) -> dict:
     """Start the service with ``command`` on a free port (``env`` added to its environment),
-    check one answer, then load it with wrk."""
+    check one answer, then load it with wrk.
+
+    Beside wrk's numbers: the server's CPU time per request over the measured run and the
+    second after it (the forecast log's last batch), which other processes on the machine
+    do not change the way they change requests/s and latency.
+    """
     import subprocess
     import urllib.request
 
     import orjson
 
-    with _serving(command, {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, _):
+    with _serving(command, {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, server):
         check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
         assert served == orjson.loads(expected), "the server and the in-process app disagree"
         load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
         subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
+        time.sleep(1.2)
+        cpu_before = _cpu_seconds(server.pid)
         done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
-    return {**parse_wrk(done.stdout), "output": done.stdout}
+        time.sleep(1.2)
+        cpu = _cpu_seconds(server.pid) - cpu_before
+    result = parse_wrk(done.stdout)
+    return {**result, "server_cpu_per_request_s": cpu / result["requests"], "output": done.stdout}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _served_artifact(tmp: Path) -> Path:
@@ -384,13 +400,19 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
                "include_confidence": True}
     body = orjson.dumps(request)
 
-    # In process: the ASGI app alone (startup run once by hand).
+    # In process: the ASGI app alone (startup run once by hand), without the forecast log and
+    # with it queueing every answer (the request's part of logging; the flusher is not running).
+    from helpers.operate.forecast_log import ForecastLogWriter
+
     app = service.create_app(artifact)
-    app.state.forecasts = forecasts
+    app.state.forecasts, app.state.log = forecasts, None
     asyncio.set_event_loop(asyncio.new_event_loop())
     status, payload = _asgi_call(app, body)
     assert status == 200, payload
     in_process = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    app.state.log = ForecastLogWriter(tmp / "in_process_log")
+    in_process_logged = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    queued = app.state.log.pending
 
     # Over loopback: the real server in its own process, loaded by wrk from another;
     # `make serve` (uvloop + httptools) against uvicorn's pure-Python defaults (asyncio + h11).
@@ -411,17 +433,20 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
             shutil.rmtree(log_dir, ignore_errors=True)
     loaded, unlogged = runs["make_serve"], runs["make_serve_no_log"]
     served_rows = (loaded["requests"] + 1) * len(request_days(request))  # + the check; warm-up below
-    keys = ("requests_per_s", "p50_s", "p99_s", "socket_errors", "non_2xx")
+    keys = ("requests_per_s", "p50_s", "p99_s", "server_cpu_per_request_s", "socket_errors", "non_2xx")
     return {
         "request": request, "artifact": str(artifact),
         "server": "uvicorn, 1 worker, uvloop + httptools, async route returning orjson bytes",
         "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
+        "in_process_asgi_queueing_the_log": {**in_process_logged, "queued": queued},
         "forecast_log": {
             "with_log": {k: loaded[k] for k in keys}, "without_log": {k: unlogged[k] for k in keys},
             "requests_per_s_change": loaded["requests_per_s"] / unlogged["requests_per_s"] - 1,
             "p99_change_s": loaded["p99_s"] - unlogged["p99_s"],
+            "server_cpu_per_request_change": (loaded["server_cpu_per_request_s"]
+                                              / unlogged["server_cpu_per_request_s"] - 1),
             # the log also holds the 2 s warm-up's requests: at least every measured request is there
             "rows_logged": logged, "rows_of_measured_requests": served_rows,
         },
@@ -442,12 +467,13 @@ def request_days(request: dict) -> list[str]:
     return [d.date().isoformat() for d in days]
 
 
-def _logged_rows(log_dir: Path) -> int:
-    """Rows in the forecast log's files (each line is one request's steps)."""
+def _logged_rows(log_dir: Path) -> dict[str, int]:
+    """Rows in the forecast log's files by state (each line is one request's steps): ``jsonl``
+    closed by the service, ``open`` left open (a fold takes those over once the service is gone)."""
     import orjson
 
-    return sum(len(orjson.loads(line)["horizon_step"]) for path in log_dir.glob("*.jsonl")
-               for line in path.read_bytes().splitlines())
+    return {state: sum(len(orjson.loads(line)["horizon_step"]) for path in log_dir.glob(f"*.{state}")
+                       for line in path.read_bytes().splitlines()) for state in ("jsonl", "open")}
 
 
 def _memory_kb(pid: int) -> dict[str, int]:

@@ -166,6 +166,13 @@ def test_predictions_after_a_fold_come_with_their_actual_values_and_the_schedule
         ("ets", 30), ("holt_winters", 30), ("ensemble", 30)}
 
 
+def test_stopping_the_service_closes_its_log_file_for_the_fold(artifact_file, tmp_path):
+    with TestClient(service.create_app(artifact_file, forecast_log_dir=tmp_path, flush_seconds=600)) as client:
+        predict(client)
+    (closed,) = tmp_path.glob("*.jsonl")
+    assert len(closed.read_bytes().splitlines()) == 1 and not list(tmp_path.glob("*.open"))
+
+
 @pytest.mark.parametrize("query, message", [
     ({"start_date": "2015-02-30"}, "start_date: .*expected an ISO 8601 day"),
     ({"end_date": "yesterday"}, "end_date: .*expected an ISO 8601 day"),

@@ -23,9 +23,9 @@ The service never opens the warehouse. ``--no-forecast-log`` turns the log off (
 
 Input that cannot be served (a date that does not parse, start after end, a range outside
 the forecastable window, an unknown model, a field or query parameter that is not part of
-the request) gets a 422 whose ``detail`` says what is allowed. A body larger than ``max_request_bytes`` (64 KiB)
-gets 413 before it is read. Without a valid artifact the service does not
-start, and says which command builds one.
+the request) gets a 422 whose ``detail`` says what is allowed. A body larger than
+``max_request_bytes`` (64 KiB) gets 413 before it is read. Without a valid artifact the
+service does not start, and says which command builds one.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class Prediction(BaseModel):
     upper_80: float | None
     lower_95: float | None
     upper_95: float | None
-    actual: float | None = Field(description="the day's mean demand; null until a cycle has it")
+    actual: float | None = Field(description="the day's mean of the series (daily_series.y_mean); null until a "
+                                             "cycle has it")
 
 
 class PredictionsResponse(BaseModel):
@@ -310,8 +311,9 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         try:
             yield
         finally:
-            flusher.cancel()  # it writes what is left and closes its file on the way out
+            flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
+            app.state.log.close()  # what is left, and the file closed for the fold (a no-op if the flusher did it)
 
     app = FastAPI(title="Demand forecast", version="1", lifespan=lifespan,
                   description="Daily electricity demand forecasts from the model-comparison artifact.")

@@ -79,9 +79,11 @@ LOG_COLUMNS = ("prediction_id", "source", "series_id", "issued_at", "model", "mo
 PREDICTION_COLUMNS = (*LOG_COLUMNS, "actual")
 ISSUE_FIELDS = ("source", "series_id", "issued_at", "model", "model_version", "fitted_until")
 STEP_FIELDS = ("target_date", "horizon_step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95")
-#: Issued forecasts serialised per step of the flusher before it lets the event loop serve
-#: requests again (about 1 ms of work), so a busy second's backlog never stalls /predict.
-FLUSH_CHUNK = 256
+#: Issued forecasts written per step of the flusher before it lets the event loop serve
+#: requests again (well under 1 ms of work), so a busy second's backlog never stalls /predict.
+FLUSH_CHUNK = 128
+#: Serialised slices the writer keeps (about 1 kB each).
+SLICE_CACHE = 4096
 #: Rows per insert when folding a backlog of files.
 FOLD_BATCH_ROWS = 500_000
 
@@ -148,7 +150,8 @@ class ForecastLogWriter:
         started = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self._stem = f"{source}-{os.getpid()}-{started}-{secrets.token_hex(3)}"
         self._ids = random.Random(secrets.randbits(128))  # 128-bit ids, 20x cheaper than uuid4()
-        self._second, self._second_text = -1, ""
+        self._second, self._second_text = -1, b""
+        self._slices: dict[tuple[int, int, int], tuple[ForecastPath, bytes]] = {}
         self._failing = False
 
     # -- the request path --------------------------------------------------------------------
@@ -168,14 +171,11 @@ class ForecastLogWriter:
             count = len(self._pending) if limit is None else min(limit, len(self._pending))
             if count == 0:
                 return 0
-            lines, rows = [], 0
-            for _ in range(count):
-                issued_at, path, start, stop = self._pending.popleft()
-                lines.append(orjson.dumps(self._line(issued_at, path, start, stop), option=orjson.OPT_APPEND_NEWLINE))
-                rows += stop - start
+            batch = [self._pending.popleft() for _ in range(count)]
+            rows = sum(stop - start for _, _, start, stop in batch)
             try:
-                self._append(b"".join(lines))
-            except OSError as exc:
+                self._append(b"".join([self._line(*issue) for issue in batch]))
+            except (OSError, TypeError) as exc:  # TypeError: orjson could not encode a value
                 self._dropped(rows, exc)
                 return 0
             self.written_rows += rows
@@ -239,20 +239,31 @@ class ForecastLogWriter:
                 "pending_forecasts": self.pending, "last_error": self.last_error}
 
     # -- internals -------------------------------------------------------------------------
-    def _line(self, issued_at: float, path: ForecastPath, start: int, stop: int) -> dict[str, Any]:
-        return {"id": f"{self._ids.getrandbits(128):032x}", "source": self.source, "series_id": path.series_id,
-                "issued_at": self._timestamp(issued_at), "model": path.model, "model_version": path.model_version,
-                "fitted_until": path.fitted_until, "target_date": path.target_date[start:stop],
-                "horizon_step": path.horizon_step[start:stop], "forecast": path.forecast[start:stop],
-                "lower_80": _part(path.lower_80, start, stop), "upper_80": _part(path.upper_80, start, stop),
-                "lower_95": _part(path.lower_95, start, stop), "upper_95": _part(path.upper_95, start, stop)}
+    def _line(self, issued_at: float, path: ForecastPath, start: int, stop: int) -> bytes:
+        """One log line: the id and time, then the rest, which is the same for every request
+        for the same days of the same model and so is serialised once (see :meth:`_slice`)."""
+        whole = int(issued_at)
+        if whole != self._second:  # the time up to the second is formatted once per second
+            self._second, self._second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)).encode()
+        return b'{"id":"%032x","issued_at":"%s.%06dZ",%s\n' % (
+            self._ids.getrandbits(128), self._second_text, int((issued_at - whole) * 1e6), self._slice(path, start, stop))
 
-    def _timestamp(self, seconds: float) -> str:
-        """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC); the part up to the second is formatted once per second."""
-        whole = int(seconds)
-        if whole != self._second:
-            self._second, self._second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        return f"{self._second_text}.{int((seconds - whole) * 1e6):06d}Z"
+    def _slice(self, path: ForecastPath, start: int, stop: int) -> bytes:
+        """``path[start:stop]`` as the JSON members of a line after its id and time (and the closing ``}``)."""
+        key = (id(path), start, stop)
+        cached = self._slices.get(key)
+        if cached is None or cached[0] is not path:
+            if len(self._slices) >= SLICE_CACHE:  # a horizon of n days has n(n+1)/2 slices per model
+                self._slices.clear()
+            text = orjson.dumps({
+                "source": self.source, "series_id": path.series_id, "model": path.model,
+                "model_version": path.model_version, "fitted_until": path.fitted_until,
+                "target_date": path.target_date[start:stop], "horizon_step": path.horizon_step[start:stop],
+                "forecast": path.forecast[start:stop], "lower_80": _part(path.lower_80, start, stop),
+                "upper_80": _part(path.upper_80, start, stop), "lower_95": _part(path.lower_95, start, stop),
+                "upper_95": _part(path.upper_95, start, stop)})[1:]
+            cached = self._slices[key] = (path, text)
+        return cached[1]
 
     def _open(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
