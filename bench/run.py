@@ -28,6 +28,10 @@ the obvious alternative measured in the same run:
 - ingest memory (``--only ingest_memory``): wall time and peak resident memory of
   ``python -m helpers.data.ingest`` on the default file repeated 1x, 10x and 50x (shifted
   timestamps, one grid), chunked against the same ingest as one chunk (the whole-file path).
+- the operating loop (``--only replay``): ``make replay`` on the default data (history to
+  2014-09-30, 14 weekly cycles), its total and per-cycle times, and a cycle with nothing new
+  run as ``make operate`` runs it; the obvious alternative, rebuilding the pipeline on each
+  new file, is the ``pipeline`` section's fresh build.
 
 ``--only`` runs some sections and keeps the others' last results in the output file.
 
@@ -661,6 +665,42 @@ def bench_ingest_memory(settings, repeat: int, tmp: Path, multiples: tuple[int, 
     return results
 
 
+def bench_replay(settings, repeat: int, tmp: Path) -> dict:
+    """``make replay`` on the default data (fast profile's comparison, as the make target), then
+    one more cycle with nothing new, as `make operate` runs it (a fresh interpreter)."""
+    import subprocess
+
+    from helpers.app import replay
+
+    previous = dict(os.environ)
+    os.environ["HELPERS_PROFILE"] = "test"
+    try:
+        start = time.perf_counter()
+        result = replay.replay(load_settings().source_file, tmp / "replay", say=lambda line: None)
+        total = time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+    cycles = [row["seconds"] for row in result.cycles]
+    env = {**os.environ, **replay.replay_environment(tmp / "replay", settings.source_file, settings),
+           "HELPERS_PROFILE": "test", "PLOOMBER_STATS_ENABLED": "false"}
+    skipped = []
+    for _ in range(max(repeat, 3)):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "helpers.app.cycle"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        skipped.append(time.perf_counter() - start)
+        assert done.returncode == 0 and "skipped" in done.stdout, done.stdout + done.stderr
+    return {
+        "replay_total_s": total, "train_s": result.seconds["train"], "cycles": len(cycles),
+        "cycle_median_s": statistics.median(cycles[:-1]), "cycle_max_s": max(cycles[:-1]),
+        "last_cycle_with_pages_s": cycles[-1],
+        "skipped_cycle_median_s": statistics.median(skipped),
+        "note": "cycles without the monitoring pages; the last one renders them. A skipped cycle is timed as "
+                "`python -m helpers.app.cycle` with nothing new (interpreter start included).",
+    }
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
@@ -671,6 +711,7 @@ BENCHMARKS = {
     "service": bench_service,
     "service_memory": bench_service_memory,
     "ingest_memory": bench_ingest_memory,
+    "replay": bench_replay,
 }
 
 
