@@ -15,16 +15,26 @@ from tests.reliability.conftest import REPO
 from tests.support import DQ
 
 
-def crontab_command(root: Path) -> str:
-    """The command of the README's crontab entry, for a project at ``root``."""
+def crontab_commands(root: Path, program: str) -> list[str]:
+    """The commands of the README's crontab entries that run ``program``, for a project at ``root``."""
     readme = (REPO / "README.md").read_text()
-    (line,) = re.findall(r"^(?:\S+\s+){5}cd /srv/demand-analytics .*$", readme, flags=re.MULTILINE)
-    command = line.split(None, 5)[5]
-    return command.replace("/srv/demand-analytics", str(root)).replace(".venv/bin/python", sys.executable)
+    lines = [line for line in re.findall(r"^(?:\S+\s+){5}cd /srv/demand-analytics .*$", readme, flags=re.MULTILINE)
+             if f"-m {program} " in line]
+    assert lines, f"no crontab entry for {program} in the README"
+    return [line.split(None, 5)[5].replace("/srv/demand-analytics", str(root)).replace(".venv/bin/python",
+                                                                                       sys.executable)
+            for line in lines]
 
 
-def test_the_readme_crontab_entry_is_quiet_when_busy_and_speaks_up_when_a_run_fails(project):
-    command = crontab_command(project.root)
+@pytest.mark.parametrize("entry", [0, 1])
+def test_the_readme_crontab_entries_are_quiet_when_busy_and_speak_up_when_a_run_fails(project, entry):
+    """The daily scheduled run (Scheduled runs) and the weekly one (Operating the forecast)."""
+    commands = crontab_commands(project.root, "helpers.app.scheduler")
+    assert len(commands) == 2
+    command = commands[entry]
+    (project.root / "runs").mkdir(exist_ok=True)
+    for old in (project.root / "runs").glob("*.log"):
+        old.unlink()
     with scheduler.run_lock(project.root / "runs"):  # another run is going on
         busy = subprocess.run(["sh", "-c", command], env=project.env, capture_output=True, text=True, timeout=60)
     assert (busy.returncode, busy.stdout, busy.stderr) == (3, "", "")
@@ -35,6 +45,18 @@ def test_the_readme_crontab_entry_is_quiet_when_busy_and_speaks_up_when_a_run_fa
     assert refused.returncode == 2
     assert "exit 2" in refused.stdout and "runs/cron.log" in refused.stdout  # cron mails this line
     assert "daily_folds must be at least 2" in (project.root / "runs" / "cron.log").read_text()
+
+
+def test_the_readme_cycle_entry_is_quiet_when_busy_and_speaks_up_when_refused(project):
+    (command,) = crontab_commands(project.root, "helpers.app.cycle")
+    with scheduler.run_lock(project.root / "runs"):  # a scheduled run is going on
+        busy = subprocess.run(["sh", "-c", command], env=project.env, capture_output=True, text=True, timeout=60)
+    assert (busy.returncode, busy.stdout, busy.stderr) == (3, "", "")
+    assert "skipped: another scheduled run holds" in (project.root / "runs" / "cycle.log").read_text()
+    refused = subprocess.run(["sh", "-c", command], env={**project.env, "HELPERS_MONITOR_PSI_RED": "-1"},
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "cycle exit 2" in refused.stdout and "runs/cycle.log" in refused.stdout
+    assert "monitor_psi_red" in (project.root / "runs" / "cycle.log").read_text()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
