@@ -22,7 +22,7 @@ def test_a_cycle_with_nothing_new_is_recorded_as_skipped_and_exits_0(settings, t
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / ".fetched-partial.csv").write_text("timestamp,demand\n")  # being written: not new
     assert cycle.operate(settings, tmp_path / "runs") == 0
-    assert "skipped: no new file in" in capsys.readouterr().out
+    assert "skipped: no file in" in capsys.readouterr().out
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         (row,) = warehouse.query("select_cycles").to_dict("records")
     assert row["status"] == "skipped" and row["finished_at"] >= row["started_at"]
@@ -50,3 +50,14 @@ def test_a_cycle_without_a_model_to_refit_refuses_and_leaves_the_inbox(settings,
     err = capsys.readouterr().err
     assert "there is none to refit" in err and "`make run`" in err
     assert (tmp_path / "inbox" / "new.csv").exists()
+
+
+def test_a_cycle_after_a_failed_one_is_not_skipped(settings, tmp_path, capsys):
+    import pandas as pd
+
+    with Warehouse.from_settings(settings) as warehouse:
+        warehouse.execute("insert_cycle", ["c0", pd.Timestamp("2026-01-01"), pd.Timestamp("2026-01-01"), "failed", 1,
+                                           10, 0, "the refit failed"])
+    # nothing in the inbox, but the failed cycle's work is owed: it is not skipped (and refuses: no model here)
+    assert cycle.operate(settings, tmp_path / "runs") == cycle.EXIT_REFUSED
+    assert "there is none to refit" in capsys.readouterr().err

@@ -62,7 +62,8 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
                        "HELPERS_MONITOR_WINDOW_DAYS": "7"}.items():
         monkeypatch.setenv(key, value)
     until = (pd.Timestamp("2021-01-04") + pd.Timedelta(days=HISTORY_DAYS - 1)).date().isoformat()
-    result = replay.replay(source, tmp_path / "replay", train_until=until, step="7D", say=lambda line: None)
+    result = replay.replay(source, tmp_path / "replay", train_until=until, step="7D", say=lambda line: None,
+                           live=True)
 
     assert [row["status"] for row in result.cycles] == ["ok"] * WEEKS
     with Warehouse.open("duckdb", tmp_path / "replay" / "warehouse.duckdb", read_only=True) as warehouse:

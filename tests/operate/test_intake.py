@@ -152,6 +152,7 @@ def test_a_cycle_killed_at_any_moment_loses_nothing_and_loads_nothing_twice(tmp_
     want = _state(Path(clean["HELPERS_WAREHOUSE_PATH"]))
     assert want[1] == (4, len(frame), len(frame) - 3, 3) and want[0][0] == len(frame) - 3
     rng = random.Random(11)
+    killed_any = False
     for k in range(3):
         killed = prepare(f"killed{k}")
         process = subprocess.Popen(command, env=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -160,11 +161,13 @@ def test_a_cycle_killed_at_any_moment_loses_nothing_and_loads_nothing_twice(tmp_
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=60)
+            killed_any = True
         subprocess.run(command, env=killed, check=True, capture_output=True, timeout=120)
         assert _state(Path(killed["HELPERS_WAREHOUSE_PATH"])) == want, f"kill {k}"
         archive = Path(killed["HELPERS_ARCHIVE_DIR"])
         assert len(list((archive / "good").iterdir())) + len(list((archive / "bad").glob("*[0-9].csv"))) == 4
         assert not list(Path(killed["HELPERS_INBOX_DIR"]).iterdir())
+    assert killed_any  # at least one run was cut short
 
 
 def test_split_cuts_a_file_into_chronological_parts_that_add_up(tmp_path):
@@ -198,3 +201,34 @@ def test_the_command_line_splits_and_takes_in(tmp_path, settings, monkeypatch, c
     assert "parts must be at least 1" in capsys.readouterr().err
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         assert len(warehouse.read_series("raw_series", "fixture")) == 8
+
+
+def test_a_file_still_being_written_is_left_for_the_next_cycle(settings, warehouse, monkeypatch):
+    """A writer appends while the file is read: nothing of it is recorded or loaded; the next cycle takes it in."""
+    path = drop(settings, DQ / "clean.csv")
+    validate = intake.validate_file
+
+    def validate_while_written(*args, **kwargs):
+        check = validate(*args, **kwargs)
+        with path.open("a") as more:  # the copy goes on
+            more.write("2014-01-01 04:00:00,3.0,15.0,0\n")
+        return check
+
+    monkeypatch.setattr(intake, "validate_file", validate_while_written)
+    result = run(settings, warehouse)
+    assert result.files == [] and "changed while it was being taken in" in result.skipped[0]
+    assert warehouse.query("select_intake_files", ["fixture"]).empty
+    assert warehouse.read_series("raw_series", "fixture").empty and path.exists()
+    monkeypatch.undo()
+    (again,) = run(settings, warehouse, "c2").files
+    assert (again.outcome, again.rows_loaded) == ("good", 9)
+
+
+def test_a_file_changed_moments_ago_waits_for_the_settle_time(tmp_path, clean_env, warehouse):
+    settings = load_settings("test", series_id="fixture", inbox_dir=str(tmp_path / "inbox"),
+                             archive_dir=str(tmp_path / "archive"), intake_settle_seconds=60)
+    path = drop(settings, DQ / "clean.csv")
+    assert intake.process_inbox(settings, warehouse, "c1").files == []
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime - 120))
+    (outcome,) = intake.process_inbox(settings, warehouse, "c2").files
+    assert outcome.outcome == "good"

@@ -6,7 +6,8 @@ The steps after the fetch are a Ploomber pipeline, ``pipeline.operate.yaml``, bu
 each cycle (the tasks are in :mod:`helpers.app.cycle_tasks`), so cron, the orchestrator
 export and the report site treat it like the main pipeline.
 
-A cycle with nothing new (no new inbox file, no served forecasts to fold) builds nothing: it
+A cycle with nothing to do (no file in the inbox, no served forecasts to fold, and the last
+cycle did not fail) builds nothing: it
 records a ``skipped`` row in the warehouse table ``cycles`` and exits 0. A cycle holds the
 lock of ``make scheduled-run`` (``runs/.lock``) from start to end, so the two never write
 at the same time; a cycle that finds it held exits 3 at once.
@@ -33,15 +34,15 @@ from typing import Any
 import pandas as pd
 
 from helpers.app.pipeline import BuildFailed, exit_code, failure_summary
-from helpers.app.scheduler import Busy, run_lock
+from helpers.core.locks import Busy, run_lock
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
 from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.warehouse import Warehouse, WarehouseError
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
-#: The tasks a cycle builds when it does not render the monitoring pages (``render=False``).
-UNRENDERED_TARGET = "alerts"
+#: The tasks a cycle builds, with their upstream, when it does not render the monitoring pages (``render=False``).
+UNRENDERED_TARGETS = ("forecast", "alerts")
 
 
 def monitoring_link(settings: Settings) -> Path:
@@ -77,15 +78,21 @@ def record_cycle(settings: Settings, row: dict[str, Any]) -> None:
 
 
 def has_new_data(settings: Settings) -> tuple[bool, str]:
-    """Whether the inbox holds a file not taken in yet, or the service logged forecasts to fold."""
+    """Whether there is work: a file in the inbox (new, or taken in by a cycle that stopped before
+    archiving it), served forecasts to fold, or a last cycle that failed (its refit, forecasts
+    and alerts are owed)."""
     from helpers.operate import intake
 
-    with Warehouse.from_settings(settings) as warehouse:
-        files = intake.new_files(warehouse, settings.inbox_dir)
+    files = intake.inbox_files(settings.inbox_dir, settings.intake_settle_seconds)
     logs = sorted(settings.forecast_log_dir.glob("*.jsonl")) if settings.forecast_log_dir.is_dir() else []
-    if files or logs:
-        return True, f"{len(files)} new file(s), {len(logs)} forecast log file(s) to fold"
-    return False, f"no new file in {settings.inbox_dir} and no served forecasts to fold"
+    with Warehouse.from_settings(settings) as warehouse:
+        cycles = warehouse.query("select_cycles")
+    ran = cycles[cycles["status"] != "skipped"]
+    failed = not ran.empty and ran["status"].iloc[-1] == "failed"
+    if files or logs or failed:
+        return True, (f"{len(files)} file(s) in the inbox, {len(logs)} forecast log file(s) to fold"
+                      + (f"; the last cycle ({ran['cycle_id'].iloc[-1]}) failed" if failed else ""))
+    return False, f"no file in {settings.inbox_dir} and no served forecasts to fold"
 
 
 def run_cycle(settings: Settings, now: datetime | None = None, render: bool = True,
@@ -117,12 +124,12 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
     except ArtifactError as exc:
         raise ConfigError(f"a cycle refits the model the comparison selected, and there is none to refit: {exc} "
                           "The new files stay in the inbox until then.") from exc
-    dag = make_cycle_dag(settings, cycle_id, now)
     try:
         if render:
-            dag.build(force=True, show_progress=False)
-        else:
-            dag.build_partially(UNRENDERED_TARGET, force=True, show_progress=False)
+            make_cycle_dag(settings, cycle_id, now).build(force=True, show_progress=False)
+        else:  # every task's parameters name the cycle, so each runs once, the intake before the first target
+            for target in UNRENDERED_TARGETS:
+                make_cycle_dag(settings, cycle_id, now).build_partially(target, show_progress=False)
     except DAGBuildError as exc:
         row.update(status="failed", finished_at=pd.Timestamp(utc_now()), note=failure_summary(exc)[:2000])
         record_cycle(settings, row)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +62,25 @@ def forecast_task(product: Any, upstream: Any, artifact: str, refit_artifact: st
 
 
 
-def conditions(signals: list[Any], taken_in: list[dict[str, Any]], monitoring_site: str) -> list[alerts.Condition]:
-    """What the people on call are told about: every orange or red signal, every file of high criticality."""
+def conditions(signals: list[Any], files: list[dict[str, Any]], monitoring_site: str) -> list[alerts.Condition]:
+    """What the people on call are told about: every orange or red signal, and every file of high
+    criticality among ``files`` (the records of those taken in during the monitoring window: the
+    alert holds while the file is in the window, then clears)."""
     page = f"{monitoring_site}/monitoring.html"
     found = [alerts.Condition(key=s.key, severity=s.status, title=f"{s.key} is {s.status}", message=s.message,
                               link=page) for s in signals if s.status in ("orange", "red")]
-    for f in taken_in:
-        if f["criticality"] == "high":
-            what = (f"none of its {f['rows_read']} rows could be loaded" if f["rows_loaded"] == 0 else
-                    f"{f['rows_quarantined']} of its {f['rows_read']} rows are bad")
-            found.append(alerts.Condition(
-                key=f"file:{f['file_sha256']}", severity="high", title=f"data file {f['file_name']}: high criticality",
-                message=f"{f['file_name']}: {what}" + (f" ({f['reason']})" if f.get("reason") else "") +
-                f". The file is in {f['archived_as']}" + (f", its bad rows in {f['bad_rows_file']}"
-                                                        if f.get("bad_rows_file") else "") +
-                ". Fix the source and drop a corrected file in the inbox.",
-                link=f"{monitoring_site}/files/{Path(f['archived_as']).name}.html"))
+    for f in files:
+        if f["criticality"] != "high":
+            continue
+        what = (f"none of its {f['rows_read']} rows could be loaded" if f["rows_loaded"] == 0 else
+                f"{f['rows_quarantined']} of its {f['rows_read']} rows are bad")
+        bad_rows = f", its bad rows in {f['bad_rows_file']}" if isinstance(f.get("bad_rows_file"), str) else ""
+        reason = f" ({f['reason']})" if isinstance(f.get("reason"), str) else ""
+        found.append(alerts.Condition(
+            key=f"file:{f['file_sha256']}", severity="high", title=f"data file {f['file_name']}: high criticality",
+            message=f"{f['file_name']}: {what}{reason}. The file is in {f['archived_as']}{bad_rows}. Fix the source "
+                    "and drop a corrected file in the inbox.",
+            link=f"{monitoring_site}/files/{Path(f['archived_as']).name}.html"))
     return found
 
 
@@ -88,11 +91,13 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
     training window the signals are judged against."""
     settings = load_settings()
     moment = datetime.fromisoformat(now)
-    taken_in = json.loads(Path(str(upstream["intake"])).read_text())["taken_in"]
     channels = alerts.channels_from_settings(settings)
     with Warehouse.from_settings(settings) as warehouse:
         signals = monitoring.current_signals(warehouse, settings, reference_artifact)
-        outcome = alerts.reconcile(warehouse, conditions(signals, taken_in, monitoring_site), moment, channels)
+        files = monitoring.intake_files(warehouse, settings.series_id)
+        recent = files[files["processed_at"] > moment - timedelta(days=settings.monitor_window_days)]
+        outcome = alerts.reconcile(warehouse, conditions(signals, recent.to_dict("records"), monitoring_site), moment,
+                                   channels)
         summary = alerts.send_weekly_summary(warehouse, settings, moment, f"{monitoring_site}/index.html")
     print(outcome.summary())
     _write(product, {"signals": [asdict(s) for s in signals], "opened": outcome.opened, "worsened": outcome.worsened,

@@ -44,7 +44,7 @@ from helpers.data.quality import DataQualityError
 from helpers.data.series import load_series
 from helpers.forecast import comparison
 from helpers.operate.intake import split_file
-from helpers.warehouse import Warehouse
+from helpers.warehouse import Warehouse, WarehouseError
 
 DEFAULT_TRAIN_UNTIL = "2014-09-30"
 DEFAULT_STEP = "7D"
@@ -58,12 +58,13 @@ class ReplayResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def replay_environment(out: Path, source: Path, base: Settings) -> dict[str, str]:
+def replay_environment(out: Path, source: Path, base: Settings, live: bool = False) -> dict[str, str]:
     """The ``HELPERS_*`` variables that point every setting that writes at ``out``.
 
     The series' calendar settings are passed on explicitly when the file is the configured
     one and they are not set already (the history file is a new path, so they would
-    otherwise not be applied to it).
+    otherwise not be applied to it). Unless ``live``, the fetch and the alert channels are
+    switched off: a replay must not pull today's data into its past, nor page anyone about it.
     """
     env: dict[str, Any] = {
         "HELPERS_WAREHOUSE_PATH": out / "warehouse.duckdb", "HELPERS_PRODUCTS": out / "products",
@@ -73,6 +74,9 @@ def replay_environment(out: Path, source: Path, base: Settings) -> dict[str, str
         for key in SERIES_BOUND:
             if f"HELPERS_{key.upper()}" not in os.environ:
                 env[f"HELPERS_{key.upper()}"] = getattr(base, key) or ""
+    if not live:
+        env.update({"HELPERS_FETCH_URL": "", "HELPERS_ALERT_EMAIL_TO": "", "HELPERS_ALERT_EMAIL_FROM": "",
+                    "HELPERS_SMTP_HOST": "", base.alert_webhook_url_env: ""})
     return {k: str(v) for k, v in env.items()}
 
 
@@ -92,8 +96,9 @@ def train(settings: Settings) -> Path:
 
 
 def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step: str = DEFAULT_STEP,
-           render_every: int = 0, say=print) -> ReplayResult:
-    """The replay described in the module docstring; ``os.environ`` is pointed at ``out`` for its duration."""
+           render_every: int = 0, say=print, live: bool = False) -> ReplayResult:
+    """The replay described in the module docstring; ``os.environ`` is pointed at ``out`` for its
+    duration. ``live`` keeps the configured fetch and alert channels (:func:`replay_environment`)."""
     base = load_settings()
     until = pd.Timestamp(train_until) + pd.Timedelta("1D")  # the whole day
     if out.exists():
@@ -110,7 +115,7 @@ def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step
                          f"the file spans {times.min()} .. {times.max()} (set REPLAY_TRAIN_UNTIL)")
     write_atomic(out / "history.csv", history.to_csv(index=False))
     previous = dict(os.environ)
-    os.environ.update(replay_environment(out, source, base))
+    os.environ.update(replay_environment(out, source, base, live))
     try:
         settings = load_settings()
         started = time.perf_counter()
@@ -147,16 +152,22 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"one inbox file per this pandas offset (default {DEFAULT_STEP}, or $REPLAY_STEP)")
     parser.add_argument("--out", type=Path, default=Path("replay"), help="folder of the replay (made afresh)")
     parser.add_argument("--render-every", type=int, default=0, help="also render the pages every N cycles")
+    parser.add_argument("--live", action="store_true", help="keep the configured fetch and alert channels "
+                        "(off by default: a replay sends no alert)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
     try:
         source = args.file or (Path(os.environ["REPLAY_FILE"]) if os.environ.get("REPLAY_FILE")
                                else load_settings().source_file)
         started = time.perf_counter()
-        result = replay(source, resolve(str(args.out)), args.train_until, args.step, args.render_every)
+        result = replay(source, resolve(str(args.out)), args.train_until, args.step, args.render_every,
+                        live=args.live)
     except (ConfigError, DataQualityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (WarehouseError, OSError) as exc:
+        print(f"replay stopped: {exc}", file=sys.stderr)
+        return 3
     except BuildFailed as exc:
         print(f"replay stopped: {exc}", file=sys.stderr)
         return exc.code

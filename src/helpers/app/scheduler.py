@@ -31,19 +31,17 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import fcntl
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
+from helpers.core.locks import Busy, note_holder, run_lock
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, git_commit, utc_now
 from helpers.publish.release import point, publish
@@ -58,40 +56,6 @@ KEEP_RUNS = 14
 STOP_GRACE = 30.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-class Busy(RuntimeError):
-    """Another scheduled run holds the lock."""
-
-
-@contextmanager
-def run_lock(runs: Path) -> Iterator[IO[str]]:
-    """Hold ``runs/.lock`` exclusively for the block; :class:`Busy` at once if another process holds it.
-
-    Yields the open lock file: a child started with its descriptor holds the lock too.
-    """
-    runs.mkdir(parents=True, exist_ok=True)
-    handle = open(runs / ".lock", "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown holder"
-            pids = re.findall(r"pid (\d+)", holder)
-            raise Busy(f"another scheduled run holds {runs / '.lock'} ({holder}). It is still running: wait for it"
-                       + (f", or stop it with `kill {pids[-1]}`" if pids else "")) from None
-        _note_holder(handle, f"pid {os.getpid()}, started {utc_now().isoformat(timespec='seconds')}Z")
-        yield handle
-    finally:
-        handle.close()  # closing releases the flock, unless a child still has it open
-
-
-def _note_holder(handle: IO[str], text: str) -> None:
-    handle.seek(0)
-    handle.truncate()
-    handle.write(text + "\n")
-    handle.flush()
 
 
 def prune(runs: Path, keep: int) -> list[Path]:
@@ -167,7 +131,7 @@ def run_build(command: list[str], root: Path, env: dict[str, str], log: IO[str],
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
-        _note_holder(lock, f"pid {os.getpid()}, build pid {proc.pid}, started "
+        note_holder(lock, f"pid {os.getpid()}, build pid {proc.pid}, started "
                            f"{utc_now().isoformat(timespec='seconds')}Z, log {log.name}")
         stop_at = None
         while True:

@@ -225,6 +225,7 @@ class Settings:
     archive_dir: Path
     forecast_log_dir: Path
     forecast_log_flush_seconds: float
+    intake_settle_seconds: float
     intake_medium_share: float
     intake_high_share: float
     intake_serious_kinds: tuple[str, ...]
@@ -436,6 +437,7 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "archive_dir": resolve(_required_text(raw, "archive_dir")),
         "forecast_log_dir": log_dir,
         "forecast_log_flush_seconds": flush_seconds,
+        "intake_settle_seconds": _number(raw, "intake_settle_seconds", 0.0, 3600.0),
         "intake_medium_share": medium, "intake_high_share": high,
         "intake_serious_kinds": _names(raw, "intake_serious_kinds", ERROR_KINDS),
         "monitor_window_days": _whole(raw, "monitor_window_days", 7, 366),

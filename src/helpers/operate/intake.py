@@ -38,6 +38,7 @@ import html
 import json
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,12 +47,14 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.files import write_atomic
+from helpers.core.locks import Busy, run_lock
+from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, file_sha256, utc_now
 from helpers.core.settings import ConfigError, Settings, load_settings
 from helpers.data import quality
 from helpers.data.ingest import IngestReport, ingest_file, refuse_empty_load
 from helpers.data.quality import ROW_KINDS, DataQualityError, FileCheck, SeriesSpec, validate_file
-from helpers.warehouse import TABLE_COLUMNS, Warehouse
+from helpers.warehouse import TABLE_COLUMNS, Warehouse, WarehouseError
 
 #: File names the inbox takes (others, and names starting with a dot, are left alone).
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -85,6 +88,7 @@ class FileOutcome:
 @dataclass
 class IntakeResult:
     files: list[FileOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files left for the next cycle, and why
 
     @property
     def taken_in(self) -> list[FileOutcome]:
@@ -96,22 +100,41 @@ class IntakeResult:
         return sum(f.rows_loaded for f in self.taken_in)
 
     def summary(self) -> str:
-        if not self.files:
+        if not self.files and not self.skipped:
             return "intake: no new file in the inbox"
-        return "\n".join(["intake:"] + ["  " + f.summary() for f in self.files])
+        return "\n".join(["intake:"] + ["  " + f.summary() for f in self.files] + ["  left: " + s for s in self.skipped])
 
 
-def inbox_files(inbox: Path) -> list[Path]:
-    """The files waiting in ``inbox``, by name (dot-files, such as a fetch being written, excluded)."""
+class FileChanged(RuntimeError):
+    """The file changed while it was being taken in (still being written): nothing of it was recorded."""
+
+
+def inbox_files(inbox: Path, settle_seconds: float = 0.0) -> list[Path]:
+    """The files waiting in ``inbox``, by name: not dot-files (such as a fetch being written), and
+    not changed in the last ``settle_seconds`` (a copy still going on)."""
     if not inbox.is_dir():
         return []
-    return sorted(p for p in inbox.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SUFFIXES))
+    settled = time.time() - settle_seconds
+    return sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name.lower().endswith(SUFFIXES) and p.stat().st_mtime <= settled)
 
 
-def new_files(warehouse: Warehouse, inbox: Path) -> list[Path]:
+def new_files(warehouse: Warehouse, inbox: Path, settle_seconds: float = 0.0) -> list[Path]:
     """The inbox files whose content has not been taken in yet."""
-    return [p for p in inbox_files(inbox) if warehouse.query("select_intake_file", [file_sha256(p)]).empty]
+    return [p for p in inbox_files(inbox, settle_seconds)
+            if warehouse.query("select_intake_file", [file_sha256(p)]).empty]
+
+
+def _unchanged(path: Path, sha: str) -> None:
+    """Raise :class:`FileChanged` unless ``path`` still holds the content hashed as ``sha``."""
+    try:
+        same = file_sha256(path) == sha
+    except OSError:
+        same = False
+    if not same:
+        raise FileChanged(f"{path.name} changed while it was being taken in (it is still being written?); "
+                          "nothing of it was recorded and the next cycle takes it in. Copy files into the inbox "
+                          "under a name starting with a dot, then rename them (mv), so they appear whole.")
 
 
 def criticality(rows_read: int, rows_loaded: int, errors: dict[str, int], settings: Settings) -> str:
@@ -171,6 +194,7 @@ def take_in(path: Path, warehouse: Warehouse, settings: Settings, cycle_id: str,
     except DataQualityError as exc:
         errors = _errors(check)
         rows_read = check.rows_read if check else 0
+        _unchanged(path, sha)
         values = {**base, "run_id": None, "outcome": "bad", "rows_read": rows_read, "rows_loaded": 0,
                   "rows_quarantined": rows_read, "invalid_share": 1.0, "criticality": "high",
                   "errors": json.dumps(errors), "reason": str(exc),
@@ -195,6 +219,7 @@ def take_in(path: Path, warehouse: Warehouse, settings: Settings, cycle_id: str,
               "first_ts": pd.Timestamp(times.min()), "last_ts": pd.Timestamp(times.max())}
 
     def intake_row(report: IngestReport) -> pd.DataFrame:
+        _unchanged(path, sha)  # before the commit: a file still being written is not recorded
         values["run_id"] = report.run_id
         return _row(values)
 
@@ -264,11 +289,14 @@ def file_page(record: dict, findings: list[dict]) -> str:
 def process_inbox(settings: Settings, warehouse: Warehouse, cycle_id: str, now: datetime | None = None) -> IntakeResult:
     """Take in every file of the inbox (module docstring); files are handled one at a time, by name."""
     result = IntakeResult()
-    for path in inbox_files(settings.inbox_dir):
+    for path in inbox_files(settings.inbox_dir, settings.intake_settle_seconds):
         sha = file_sha256(path)
         recorded = warehouse.query("select_intake_file", [sha])
         if recorded.empty:
-            result.files.append(take_in(path, warehouse, settings, cycle_id, sha, now))
+            try:
+                result.files.append(take_in(path, warehouse, settings, cycle_id, sha, now))
+            except FileChanged as exc:
+                result.skipped.append(str(exc))
             continue
         record = recorded.iloc[0].to_dict()
         first_time = not Path(record["archived_as"]).exists()
@@ -342,11 +370,14 @@ def main(argv: list[str] | None = None) -> int:
                                args.every, args.after, settings.encoding)
             print(f"wrote {len(files)} files: {files[0].name} .. {files[-1].name} in {files[0].parent}")
             return 0
-        with Warehouse.from_settings(settings) as warehouse:
+        with run_lock(project_root() / "runs"), Warehouse.from_settings(settings) as warehouse:
             result = process_inbox(settings, warehouse, cycle_id=f"manual-{utc_now():{RUN_TIME_FORMAT}}Z")
     except (ConfigError, DataQualityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (Busy, WarehouseError) as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return 3
     print(result.summary())
     return 0
 
