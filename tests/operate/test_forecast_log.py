@@ -108,7 +108,14 @@ def test_the_flusher_writes_in_the_background_and_closes_its_file_when_stopped(t
         flusher.cancel()  # the service's shutdown
         await asyncio.gather(flusher, return_exceptions=True)
 
-    asyncio.run(serve())
+    # A loop of its own, not asyncio.run: that would also unset the main thread's event loop, and a
+    # loop a library made there earlier would be left unclosed for the garbage collector to report.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(serve())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
     (closed,) = tmp_path.glob("*.jsonl")
     assert len(lines(closed)) == 601 and files(tmp_path) == [".jsonl"]
 
