@@ -95,6 +95,15 @@ def has_new_data(settings: Settings) -> tuple[bool, str]:
     return False, f"no file in {settings.inbox_dir} and no served forecasts to fold"
 
 
+def fetch_step(settings: Settings, now: datetime) -> str:
+    """Fetch new data into the inbox when ``fetch_url`` is set; one line saying what happened ('' when off)."""
+    if not settings.fetch_url:
+        return ""
+    from helpers.operate.fetch import fetch_to_inbox
+
+    return fetch_to_inbox(settings, now=now).message
+
+
 def run_cycle(settings: Settings, now: datetime | None = None, render: bool = True,
               cycle_id: str | None = None) -> dict[str, Any]:
     """One cycle without the lock (the caller holds it); returns its ``cycles`` row.
@@ -102,8 +111,6 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
     ``now`` is the cycle's time (a replay passes the simulated one); ``render=False`` builds
     everything but the monitoring notebook and pages.
     """
-    from helpers.app.cycle_tasks import fetch_step
-
     now = now or utc_now()
     cycle_id = cycle_id or f"{now:{RUN_TIME_FORMAT}}Z"
     started = utc_now()

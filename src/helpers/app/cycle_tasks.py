@@ -14,7 +14,7 @@ from typing import Any
 
 from helpers.core.files import write_atomic
 from helpers.core.provenance import stamp
-from helpers.core.settings import Settings, load_settings
+from helpers.core.settings import load_settings
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit
 from helpers.publish import release
 from helpers.publish.site import index_sections, render_notebook, write_index
@@ -23,15 +23,6 @@ from helpers.warehouse import Warehouse
 
 def _write(product: Any, record: dict[str, Any]) -> None:
     write_atomic(Path(str(product)), json.dumps(record, indent=1, default=str))
-
-
-def fetch_step(settings: Settings, now: datetime) -> str:
-    """Fetch new data into the inbox when ``fetch_url`` is set; one line saying what happened ('' when off)."""
-    if not settings.fetch_url:
-        return ""
-    from helpers.operate.fetch import fetch_to_inbox
-
-    return fetch_to_inbox(settings, now=now).message
 
 
 def intake_task(product: Any, cycle_id: str, now: str) -> None:
