@@ -15,6 +15,7 @@ from typing import Any
 from helpers.core.files import write_atomic
 from helpers.core.provenance import stamp
 from helpers.core.settings import load_settings
+from helpers.forecast.artifact import write_artifact
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit
 from helpers.publish import release
 from helpers.publish.site import index_sections, render_notebook, write_index
@@ -41,7 +42,7 @@ def forecast_task(product: Any, upstream: Any, artifact: str, refit_artifact: st
     issued = datetime.fromisoformat(now)
     with Warehouse.from_settings(settings) as warehouse:
         payload = refit.refit(settings, warehouse, artifact, now=issued)
-        refit.write_refit(payload, refit_artifact)
+        write_artifact(Path(refit_artifact), payload)
         # A refit is new data for the same model: its version is the artifact the comparison made.
         rows = forecast_log.artifact_forecasts(payload, issued_at=issued).assign(model_version=payload["refit_of"])
         logged = forecast_log.log_scheduled(warehouse, rows)

@@ -7,7 +7,7 @@ monitoring site), the replay
    the model comparison on the daily series and fits the selected model (the pipeline's own
    functions, :mod:`helpers.forecast.comparison` and :func:`helpers.app.tasks.fit_final_task`);
 2. cuts the rest into files of ``--step`` (a pandas offset, ``7D`` by default) with
-   :func:`helpers.operate.intake.split_file`;
+   :func:`helpers.operate.intake.split_rows`;
 3. drops them into the inbox one at a time and runs one operating cycle per file
    (:func:`helpers.app.cycle.run_cycle`), at the time the file's last row was measured, so
    the forecast log, the monitoring and the alerts unfold as they would have.
@@ -38,12 +38,11 @@ from helpers.app.tasks import fit_final_task
 from helpers.core.files import write_atomic
 from helpers.core.paths import resolve
 from helpers.core.settings import ConfigError, SERIES_BOUND, Settings, load_settings
-from helpers.data import quality
 from helpers.data.ingest import ingest
 from helpers.data.quality import DataQualityError
 from helpers.data.series import load_series
 from helpers.forecast import comparison
-from helpers.operate.intake import split_file
+from helpers.operate.intake import file_stem, split_rows, timed_rows
 from helpers.warehouse import Warehouse, WarehouseError
 
 DEFAULT_TRAIN_UNTIL = "2014-09-30"
@@ -104,11 +103,7 @@ def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    frame = quality.read_source(source, base.encoding)
-    if base.timestamp_col not in frame.columns:
-        raise DataQualityError(f"{source}: no timestamp column {base.timestamp_col!r}; columns: "
-                               f"{list(frame.columns)} (set HELPERS_TIMESTAMP_COL)")
-    times = pd.to_datetime(frame[base.timestamp_col], errors="coerce", format="mixed").ffill().bfill()
+    frame, times = timed_rows(source, base.timestamp_col, base.encoding)
     history = frame[(times < until).to_numpy()]
     if history.empty or len(history) == len(frame):
         raise ValueError(f"train_until {train_until} leaves no {'history' if history.empty else 'rows to replay'}: "
@@ -120,14 +115,14 @@ def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step
         settings = load_settings()
         started = time.perf_counter()
         train(settings)
-        result = ReplayResult(out, split_file(source, out / "pending", base.timestamp_col, every=step,
-                                              after=str(until - pd.Timedelta("1ns")), encoding=base.encoding))
+        parts = split_rows(frame, times, out / "pending", file_stem(source.name), every=step,
+                           after=str(until - pd.Timedelta("1ns")))
+        result = ReplayResult(out, [path for path, _ in parts])
         result.seconds["train"] = time.perf_counter() - started
         say(f"replay: trained on {len(history)} rows up to {train_until}; {len(result.files)} files of {step} to replay")
         settings.inbox_dir.mkdir(parents=True, exist_ok=True)
-        for k, path in enumerate(result.files, start=1):
-            arrived = pd.to_datetime(quality.read_source(path, base.encoding)[base.timestamp_col], errors="coerce",
-                                     format="mixed").max().ceil("1D")
+        for k, (path, last) in enumerate(parts, start=1):
+            arrived = last.ceil("1D")
             shutil.move(path, settings.inbox_dir / path.name)
             render = k == len(result.files) or (render_every > 0 and k % render_every == 0)
             started = time.perf_counter()

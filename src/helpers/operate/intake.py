@@ -153,7 +153,8 @@ def _archived(settings: Settings, sha: str, name: str, good: bool) -> Path:
     return settings.archive_dir / ("good" if good else "bad") / f"{sha[:12]}-{name}"
 
 
-def _stem(name: str) -> str:
+def file_stem(name: str) -> str:
+    """A file name without its data suffix (``.csv``, ``.csv.gz``, ``.parquet``)."""
     for suffix in SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -214,7 +215,7 @@ def take_in(path: Path, warehouse: Warehouse, settings: Settings, cycle_id: str,
               "criticality": criticality(check.rows_read, check.rows_read - quarantined, errors, settings),
               "errors": json.dumps(errors), "reason": None,
               "archived_as": str(_archived(settings, sha, path.name, good=not mixed)),
-              "bad_rows_file": (str(settings.archive_dir / "bad" / f"{sha[:12]}-{_stem(path.name)}.bad-rows.csv")
+              "bad_rows_file": (str(settings.archive_dir / "bad" / f"{sha[:12]}-{file_stem(path.name)}.bad-rows.csv")
                                 if mixed else None),
               "first_ts": pd.Timestamp(times.min()), "last_ts": pd.Timestamp(times.max())}
 
@@ -306,27 +307,27 @@ def process_inbox(settings: Settings, warehouse: Warehouse, cycle_id: str, now: 
 
 
 # -- split: a series file cut into chronological files for the inbox -------------------------------
-def split_file(path: str | Path, out_dir: str | Path, timestamp_col: str, parts: int | None = None,
-               every: str | None = None, after: str | None = None, encoding: str = "utf-8") -> list[Path]:
-    """Cut a series file into consecutive chronological CSV files ``<stem>-NNN.csv`` in ``out_dir``.
-
-    ``parts`` files of equal row counts, or one file per ``every`` (a pandas offset such as
-    ``7D``) counted from the first timestamp (or from ``after``, when given: rows at or before
-    it are left out). Rows are kept as read, bad ones included; a row whose timestamp does not
-    parse goes with the row before it. Returns the files written, oldest first.
-    """
-    if (parts is None) == (every is None):
-        raise ValueError("give either parts (a number of files) or every (a pandas offset such as 7D)")
+def timed_rows(path: str | Path, timestamp_col: str, encoding: str = "utf-8") -> tuple[pd.DataFrame, pd.Series]:
+    """A series file's rows as read, and each row's time; a row whose timestamp does not parse
+    takes the time of the row before it (of the first parsed row, at the top)."""
     frame = quality.read_source(path, encoding)
     if timestamp_col not in frame.columns:
         raise DataQualityError(f"{path}: no timestamp column {timestamp_col!r}; columns: {list(frame.columns)} "
                                "(set timestamp_col in env.yaml or HELPERS_TIMESTAMP_COL)")
-    times = pd.to_datetime(frame[timestamp_col], errors="coerce", format="mixed").ffill().bfill()
+    return frame, pd.to_datetime(frame[timestamp_col], errors="coerce", format="mixed").ffill().bfill()
+
+
+def split_rows(frame: pd.DataFrame, times: pd.Series, out_dir: str | Path, stem: str, parts: int | None = None,
+               every: str | None = None, after: str | None = None) -> list[tuple[Path, pd.Timestamp]]:
+    """Write :func:`timed_rows`' rows as consecutive chronological CSV files ``<stem>-NNN.csv`` in
+    ``out_dir`` (see :func:`split_file`); returns each file with the time of its last row, oldest first."""
+    if (parts is None) == (every is None):
+        raise ValueError("give either parts (a number of files) or every (a pandas offset such as 7D)")
     if after is not None:
         keep = (times > pd.Timestamp(after)).to_numpy()
         frame, times = frame[keep], times[keep]
     if frame.empty:
-        raise DataQualityError(f"{path}: no rows to split" + (f" after {after}" if after else ""))
+        raise DataQualityError(f"{stem}: no rows to split" + (f" after {after}" if after else ""))
     if parts is not None:
         if parts < 1:
             raise ValueError(f"parts must be at least 1, got {parts}")
@@ -341,13 +342,25 @@ def split_file(path: str | Path, out_dir: str | Path, timestamp_col: str, parts:
         labels = np.unique(labels, return_inverse=True)[1]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = _stem(Path(path).name)
     written = []
     for label in range(int(labels.max()) + 1):
         target = out_dir / f"{stem}-{label + 1:03d}.csv"
         write_atomic(target, frame[labels == label].to_csv(index=False))
-        written.append(target)
+        written.append((target, times[labels == label].max()))
     return written
+
+
+def split_file(path: str | Path, out_dir: str | Path, timestamp_col: str, parts: int | None = None,
+               every: str | None = None, after: str | None = None, encoding: str = "utf-8") -> list[Path]:
+    """Cut a series file into consecutive chronological CSV files ``<stem>-NNN.csv`` in ``out_dir``.
+
+    ``parts`` files of equal row counts, or one file per ``every`` (a pandas offset such as
+    ``7D``) counted from the first timestamp (or from ``after``, when given: rows at or before
+    it are left out). Rows are kept as read, bad ones included; a row whose timestamp does not
+    parse goes with the row before it. Returns the files written, oldest first.
+    """
+    frame, times = timed_rows(path, timestamp_col, encoding)
+    return [target for target, _ in split_rows(frame, times, out_dir, file_stem(Path(path).name), parts, every, after)]
 
 
 def main(argv: list[str] | None = None) -> int:

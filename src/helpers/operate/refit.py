@@ -51,7 +51,3 @@ def refit(settings: Settings, warehouse: Warehouse, artifact_path: str | Path,
         "packages": package_versions(),
         "git_commit": git_commit(),
     }
-
-
-def write_refit(payload: dict[str, Any], path: str | Path) -> Path:
-    return artifact.write_artifact(Path(path), payload)
