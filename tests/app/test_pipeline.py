@@ -1,4 +1,6 @@
-"""The whole pipeline on the fast profile: builds, is incremental, renders reports."""
+"""The whole pipeline, built once, on a user's own file: an hourly series with no temperature or
+work-day flag (the general case; nbval runs the notebooks on the default data). It builds, is
+incremental, renders reports, and serves what the reports say."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,6 +19,17 @@ from helpers.core.settings import load_settings
 from helpers.app.pipeline import build, main
 from helpers.warehouse import Warehouse
 from tests.support import DQ
+
+#: Two small experiments (an A/A and an A/B), lighter sampling: the A/B analysis itself is tested in tests/ab.
+SMALL_EXPERIMENTS = {
+    "HELPERS_AB_EXPERIMENTS": '{"small_aa": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
+                              '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
+                              '"copy": {"rate": 0.1, "order_value": 30}}}, '
+                              '"small_ab": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
+                              '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
+                              '"better": {"rate": 0.13, "order_value": 30}}}}',
+    "HELPERS_AB_PYMC_DRAWS": "100", "HELPERS_AB_PYMC_CHAINS": "2", "HELPERS_AB_DRAWS": "2000",
+}
 
 
 def side_ingests(warehouse: Path, source: Path, count: int = 3, pause: float = 5.0) -> subprocess.Popen:
@@ -28,16 +42,31 @@ def side_ingests(warehouse: Path, source: Path, count: int = 3, pause: float = 5
     return subprocess.Popen(["bash", "-c", loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def own_file(path: Path) -> Path:
+    """70 days of an hourly load with a daily and a weekly pattern, columns named by its owner."""
+    ds = pd.date_range("2021-03-01", periods=24 * 70, freq="1h")
+    hours = np.arange(len(ds))
+    rng = np.random.default_rng(7)
+    load = 50 + 10 * np.sin(2 * np.pi * hours / 24) + 5 * (ds.dayofweek < 5) + rng.normal(0, 2, len(ds))
+    pd.DataFrame({"time": ds, "load_mw": load}).to_parquet(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
-    settings = load_settings("test", products=str(out / "products"), reports=str(out / "reports"),
-                             warehouse_path=str(out / "warehouse.duckdb"))
-    with side_ingests(settings.warehouse_path, DQ / "clean.csv") as side:
-        first = build(settings)
-        out, err = side.communicate(timeout=300)
-    second = build(settings)
-    return settings, first, second, (out.split("\n")[:-1], err)
+    with pytest.MonkeyPatch.context() as env:  # the build reads the experiments' settings again
+        for key, value in SMALL_EXPERIMENTS.items():
+            env.setenv(key, value)
+        settings = load_settings("test", series_id="site_load", source_file=str(own_file(out / "site_load.parquet")),
+                                 timestamp_col="time", target_col="load_mw", temperature_col="", workday_col="",
+                                 freq="1h", products=str(out / "products"), reports=str(out / "reports"),
+                                 warehouse_path=str(out / "warehouse.duckdb"))
+        with side_ingests(settings.warehouse_path, DQ / "clean.csv") as side:
+            first = build(settings)
+            statuses, errors = side.communicate(timeout=300)
+        second = build(settings)
+    return settings, first, second, (statuses.split("\n")[:-1], errors)
 
 
 @pytest.mark.slow
@@ -66,7 +95,9 @@ def test_reports_index_links_every_page(built):
     index = (settings.reports / "index.html").read_text()
     links = re.findall(r'href="([^"#]+)"', index)
     assert links == ["problem_statement.html", "data_quality.html", "eda.html", "hypothesis_tests.html",
-                     "model_comparison.html", *(f"bayesian_ab-{name}.html" for name in settings.ab_experiments)]
+                     "model_comparison.html", *(f"bayesian_ab-{name}.html" for name in settings.ab_experiments),
+                     "../monitoring/index.html"]  # published by `make operate`, beside the reports
+    links = links[:-1]
     for link in links:
         assert (settings.reports / link).exists()
     page = (settings.reports / "data_quality.html").read_text()
@@ -103,7 +134,10 @@ def test_executed_notebook_has_no_errors_or_warnings(built):
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
                 assert output["output_type"] != "error"
-                assert not (output["output_type"] == "stream" and output["name"] == "stderr"), output["text"]
+                if output["output_type"] == "stream" and output["name"] == "stderr":
+                    # only the wait for the side ingests' writes (tests/reliability: the wait is the design)
+                    lines = output["text"].strip().splitlines()
+                    assert all(line.startswith("waiting up to ") for line in lines), output["text"]
                 text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
                 assert "Warning" not in text and "Traceback" not in text, (path.name, text[:500])
 
@@ -136,20 +170,29 @@ def test_artifact_matches_the_report(built):
     assert f"{record['metrics'][record['selected']]['rmse']:.3f}" in page
 
 
-@pytest.mark.slow
-def test_a_truncated_artifact_is_rebuilt_by_the_next_build(built, capsys):
-    """Ploomber trusts its records, not the file: the build checks the products it finds first."""
-    from helpers.forecast.artifact import ArtifactError, load_artifact
+def test_every_checked_product_of_the_pipeline_names_its_check():
+    """The build heals a product that fails its check (tests/reliability/test_healing.py, on a small
+    project); here: the real pipeline names a check for each product that has one."""
+    import yaml
 
+    from helpers.core.paths import project_root
+
+    checks = {task["name"]: task.get("on_finish") for task in
+              yaml.safe_load((project_root() / "pipeline.yaml").read_text())["tasks"]}
+    prefix = "helpers.app.tasks."
+    assert checks["model_comparison"] == prefix + "check_comparison"
+    assert checks["fit_final"] == prefix + "check_artifact" and checks["reports"] == prefix + "check_reports"
+    notebooks = ["data_quality", "eda", "hypothesis_tests", "bayesian_ab-[[experiment_id]]"]  # the last: a grid
+    for name in notebooks:
+        assert checks[name] == prefix + "check_notebook", name
+
+
+@pytest.mark.slow
+def test_covariate_hypotheses_are_not_tested_on_a_series_without_covariates(built):
     settings, *_ = built
-    path = settings.products / "model" / "forecast_artifact.json"
-    path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ArtifactError, match="`make run`"):
-        load_artifact(path)
-    table = build(settings)
-    assert set(table.loc[table["ran"], "task"]) == {"fit_final", "reports"}
-    load_artifact(path)
-    assert f"{path}: corrupt JSON" in capsys.readouterr().err
+    page = (settings.reports / "hypothesis_tests.html").read_text()
+    assert "Not tested: the series has no 'degree_days' data" in page
+    assert "Not tested: the series has no 'workday' data" in page
 
 
 @pytest.mark.slow

@@ -91,3 +91,4 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     site = tmp_path / "replay" / "monitoring"
     assert (site / "index.html").exists() and (site / "monitoring.html").exists()
     assert "planted-002" in (site / "index.html").read_text()
+    assert 'href="../reports/index.html"' in (site / "index.html").read_text()  # back to the analysis reports

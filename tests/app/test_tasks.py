@@ -186,8 +186,19 @@ def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypat
         (tmp_path / "reports").resolve())
     tasks.check_reports(record)
     links = re.findall(r'href="([^"#]+)"', index.read_text())
-    assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html"]
+    assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html", "../monitoring/index.html"]
+    assert "Monitoring of the served forecast (not published yet: `make operate` makes it)" in index.read_text()
     digest = hashlib.sha256(b"a\n1\n").hexdigest()
-    for page in links:
+    for page in links[:-1]:
         text = (tmp_path / "reports" / page).read_text()
         assert 'class="run-stamp"' in text and digest[:12] in text, page
+
+    # once a cycle has published the monitoring site beside the reports, the link resolves from the dated folder
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "index.html").write_text("<html></html>")
+    tasks.render_task(record, upstream, reports=str(tmp_path / "reports"), source_file=str(data),
+                      run_parameters=json.dumps({"series_id": "s"}),
+                      resources_={"problem_statement": "docs/problem_statement.md"})
+    text = index.read_text()
+    assert ">Monitoring of the served forecast<" in text and "not published yet" not in text
+    assert (index.resolve().parent / "../monitoring/index.html").resolve() == (tmp_path / "monitoring" / "index.html")

@@ -170,7 +170,7 @@ AB_REFUSED = [
     ("ab_min_payers", 2, "must be at least 3"),
     ("ab_draws", 999, "must be at least 1000"),
     ("ab_pymc_draws", 99, "must be at least 100"),
-    ("ab_pymc_chains", 0, "must be at least 1"),
+    ("ab_pymc_chains", 1, "must be at least 2 (R-hat, the convergence check, compares chains)"),
     ("ab_pymc_chains", "two", "must be a whole number"),
 ]
 
@@ -186,7 +186,7 @@ def test_ab_bounds_refuse_the_value_just_outside(clean_env, key, value, rule):
     ("ab_seed", 0, 0), ("ab_scale", "0.01", 0.01), ("ab_scale", 99.9, 99.9), ("ab_rope", 0.001, 0.001),
     ("ab_rope", 0.999, 0.999), ("ab_mde", 9.99, 9.99), ("ab_alpha", 0.001, 0.001), ("ab_alpha", "0.499", 0.499),
     ("ab_power", 0.501, 0.501), ("ab_power", 0.999, 0.999), ("ab_burn_in_days", 1, 1), ("ab_burn_in_days", "30", 30),
-    ("ab_min_payers", 3, 3), ("ab_draws", 1000, 1000), ("ab_pymc_draws", 100, 100), ("ab_pymc_chains", 1, 1),
+    ("ab_min_payers", 3, 3), ("ab_draws", 1000, 1000), ("ab_pymc_draws", 100, 100), ("ab_pymc_chains", 2, 2),
 ])
 def test_ab_bounds_accept_the_value_just_inside(clean_env, key, value, typed):
     assert getattr(load_settings(**{key: value}), key) == typed

@@ -38,6 +38,7 @@ from helpers.core.locks import Busy, run_lock
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
 from helpers.core.settings import ConfigError, Settings, load_settings
+from helpers.publish.site import monitoring_site
 from helpers.warehouse import Warehouse, WarehouseError
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY = 1, 2, 3
@@ -47,7 +48,7 @@ UNRENDERED_TARGETS = ("forecast", "alerts")
 
 def monitoring_link(settings: Settings) -> Path:
     """Where the monitoring site is published: ``monitoring`` beside ``reports``."""
-    return settings.reports.with_name("monitoring")
+    return monitoring_site(settings.reports)
 
 
 def make_cycle_dag(settings: Settings, cycle_id: str, now: datetime) -> Any:

@@ -18,7 +18,7 @@ from helpers.core.settings import load_settings
 from helpers.forecast.artifact import write_artifact
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit
 from helpers.publish import release
-from helpers.publish.site import index_sections, render_notebook, write_index
+from helpers.publish.site import index_sections, render_notebook, site_link, write_index
 from helpers.warehouse import Warehouse
 
 
@@ -97,9 +97,10 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
                      "weekly_summary": None if summary is None else summary.results})
 
 
-def render_task(product: Any, upstream: Any, monitoring_site: str, archive_dir: str,
+def render_task(product: Any, upstream: Any, monitoring_site: str, reports: str, archive_dir: str,
                 run_parameters: str | dict) -> None:
-    """Render the monitoring notebook and link the files' data-quality pages; publish at ``monitoring``."""
+    """Render the monitoring notebook and link the files' data-quality pages and the analysis
+    reports (published at ``reports`` by ``make run``); publish at ``monitoring_site``."""
     link = Path(monitoring_site)
     folder = release.new_folder(link)
     parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
@@ -110,7 +111,8 @@ def render_task(product: Any, upstream: Any, monitoring_site: str, archive_dir: 
     for page in pages:
         (folder / "files" / page.name).write_bytes(page.read_bytes())
     files = [(f"files/{page.stem}", f"Data quality: {page.stem}") for page in pages]
-    write_index(index_sections([], [(target.stem, title)]) + ([("Files taken in", files)] if files else []),
+    write_index(index_sections([], [(target.stem, title)]) + ([("Files taken in", files)] if files else [])
+                + [("Analysis", [site_link(reports, "Analysis reports of the last full run", "`make run`")])],
                 folder / "index.html", record)
     release.publish(link, folder)
     _write(product, {"monitoring": str(link), "folder": str(folder), "pages": 1 + len(pages)})

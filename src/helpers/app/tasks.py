@@ -27,7 +27,7 @@ from helpers.data.quality import read_source
 from helpers.data.series import load_series
 from helpers.forecast import artifact, calibration, comparison
 from helpers.publish import release
-from helpers.publish.site import render_reports
+from helpers.publish.site import monitoring_site, render_reports, site_link
 from helpers.warehouse import Warehouse
 
 
@@ -123,7 +123,8 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
     link = Path(reports)
     folder = release.new_folder(link)
     try:
-        render_reports(notebooks, folder, pages=pages, stamp=record)
+        render_reports(notebooks, folder, pages=pages, stamp=record, more=[("Operations", [
+            site_link(monitoring_site(link), "Monitoring of the served forecast", "`make operate`")])])
     except Exception as exc:
         raise ReportsError(f"rendering the reports failed ({type(exc).__name__}: {exc}); the partial pages are in "
                            f"{folder}; {link} still shows the last good reports. Fix the cause and run "

@@ -103,14 +103,14 @@ def _number(raw: dict[str, Any], key: str, low: float | None = None, high: float
     return number
 
 
-def _whole(raw: dict[str, Any], key: str, minimum: int, maximum: int | None = None) -> int:
+def _whole(raw: dict[str, Any], key: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
     value = raw[key]
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         raise fail(key, "must be a whole number", value) from None
     if number < minimum:
-        raise fail(key, f"must be at least {minimum}", value)
+        raise fail(key, f"must be at least {minimum}{f' ({why})' if why else ''}", value)
     if maximum is not None and number > maximum:
         raise fail(key, f"must be at most {maximum}", value)
     return number
@@ -366,7 +366,7 @@ def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "ab_min_payers": _whole(raw, "ab_min_payers", 3),
         "ab_draws": _whole(raw, "ab_draws", 1000),
         "ab_pymc_draws": _whole(raw, "ab_pymc_draws", 100),
-        "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 1),
+        "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 2, why="R-hat, the convergence check, compares chains"),
     }
 
 

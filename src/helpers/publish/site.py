@@ -167,7 +167,7 @@ def write_index(sections: list[tuple[str, list]], index: Path, stamp: dict[str, 
 
 # -- quarto --------------------------------------------------------------------------------------------------
 def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[str, Any] | None,
-                   staging: Path) -> Path:
+                   staging: Path, more: list[tuple[str, list]] | None = None) -> Path:
     """The staging folder ``quarto render`` builds: same page names as the nbconvert path."""
     staging.mkdir(parents=True, exist_ok=True)
     shutil.copy(project_root() / "_quarto.yml", staging / "_quarto.yml")
@@ -180,7 +180,7 @@ def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[st
     for name, path in notebooks.items():
         shutil.copy(path, staging / f"{name}.ipynb")
         titles.append((name, notebook_title(nbformat.read(path, as_version=4), name)))
-    sections = index_sections([(p.stem, markdown_title(p)) for p in pages], titles)
+    sections = index_sections([(p.stem, markdown_title(p)) for p in pages], titles) + (more or [])
     lines = ["---", 'title: "Demand analytics reports"', "---", ""]
     for heading, items in sections:
         lines += [f"## {heading}", ""] + [f"- [{title}]({name}.html)" for name, title in items] + [""]
@@ -189,11 +189,14 @@ def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[st
 
 
 def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index: Path | None = None,
-                   pages: list[Path] | None = None, stamp: dict[str, Any] | None = None) -> Path:
+                   pages: list[Path] | None = None, stamp: dict[str, Any] | None = None,
+                   more: list[tuple[str, list]] | None = None) -> Path:
     """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page.
 
     ``notebooks`` maps page names to executed notebooks (a list uses the file stems);
-    ``stamp`` is the run's :func:`helpers.core.provenance.stamp`, shown on every page.
+    ``stamp`` is the run's :func:`helpers.core.provenance.stamp`, shown on every page;
+    ``more`` adds index sections (heading, [(link without ``.html``, title)]) after the pages,
+    for sites published beside this one (:func:`site_link`).
     """
     if not isinstance(notebooks, dict):
         notebooks = {path.stem: path for path in notebooks}
@@ -203,11 +206,25 @@ def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index
     quarto = shutil.which("quarto")
     if quarto:
         with tempfile.TemporaryDirectory(prefix="quarto-site-") as tmp:
-            staging = quarto_project(notebooks, pages, stamp, Path(tmp))
+            staging = quarto_project(notebooks, pages, stamp, Path(tmp), more)
             subprocess.run([quarto, "render", str(staging), "--output-dir", str(out_dir.resolve())], check=True)
         return index
     rendered = [render_markdown(path, out_dir, stamp) for path in pages]
     titles = [(target.stem, title) for target, title in
               (render_notebook(path, out_dir, name, stamp) for name, path in notebooks.items())]
-    sections = index_sections([(target.stem, title) for target, title in rendered], titles)
+    sections = index_sections([(target.stem, title) for target, title in rendered], titles) + (more or [])
     return write_index(sections, index, stamp)
+
+
+def monitoring_site(reports: str | Path) -> Path:
+    """Where the operating cycle publishes its monitoring site: ``monitoring`` beside ``reports``."""
+    return Path(reports).with_name("monitoring")
+
+
+def site_link(site: str | Path, title: str, made_by: str) -> tuple[str, str]:
+    """An index entry for the site published at the link ``site``, a sibling of the one being
+    rendered (both links sit in one folder, so ``../<name>/index.html`` resolves from either the
+    link or the dated folder behind it). A site not published yet says that ``made_by`` makes it."""
+    site = Path(site)
+    made = (site / "index.html").exists()
+    return f"../{site.name}/index", title if made else f"{title} (not published yet: {made_by} makes it)"
