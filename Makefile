@@ -48,7 +48,7 @@ run: $(STAMP)
 # each worker measures itself (conftest.py) and `coverage combine` merges their data.
 test: $(STAMP)
 	$(BIN)/python -m coverage erase
-	$(BIN)/python -m coverage run -m pytest -n auto --dist loadfile
+	$(BIN)/python -m coverage run -m pytest -n auto --dist loadfile --no-loadscope-reorder
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report
 

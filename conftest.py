@@ -37,6 +37,24 @@ def pytest_unconfigure(config):
         _coverage.save()
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Longest first: files with tests marked ``slow`` (most of them first), then the notebooks
+    (nbval), then the rest, each file kept whole and in collection order. ``make test`` hands whole files to the
+    xdist workers in this order (``--dist loadfile --no-loadscope-reorder``), so a long file
+    does not start last and leave one worker running it alone."""
+    def rank(item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if str(item.path).endswith(".ipynb") else 2
+
+    files: dict[Path, tuple[int, int]] = {}
+    for item in items:
+        best, slow = files.get(item.path, (2, 0))
+        files[item.path] = (min(best, rank(item)), slow - (rank(item) == 0))
+    order = {path: (*files[path], position) for position, path in enumerate(files)}
+    items.sort(key=lambda item: order[item.path])  # stable: collection order within a file
+
+
 def pytest_sessionstart(session):
     if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
         return  # the pytest-xdist controller runs no test; each worker sets up its own warehouse

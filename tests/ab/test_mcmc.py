@@ -14,6 +14,7 @@ from helpers.ab.inputs import ABConfig
 from tests.ab.builders import FAST, summary
 
 
+@pytest.mark.slow
 def test_pymc_and_arviz_import_without_the_daily_refactor_notice(tmp_path):
     # ArviZ warns on the first import of each day, remembered in the user cache: start from an empty one.
     code = "from helpers.ab import mcmc; mcmc.pymc(); mcmc.arviz()"
@@ -23,6 +24,7 @@ def test_pymc_and_arviz_import_without_the_daily_refactor_notice(tmp_path):
     assert (tmp_path / "arviz").exists()  # the notice did fire, and was silenced
 
 
+@pytest.mark.slow
 def test_pymc_agrees_with_the_closed_form_and_converges():
     data = summary(("control", 3000, 300), ("b", 3000, 345), ("c", 3000, 290))
     full = ABConfig(draws=20_000, pymc_draws=1000, pymc_chains=4, seed=5)  # the full profile's sampler
@@ -34,6 +36,7 @@ def test_pymc_agrees_with_the_closed_form_and_converges():
     assert len(check) == 5
 
 
+@pytest.mark.slow
 def test_pymc_revenue_model_matches_its_closed_form():
     data = summary(("control", 2000, 200), ("b", 2000, 240))
     idata = mcmc.pymc_revenue(data, FAST)

@@ -47,6 +47,7 @@ def test_report_runs_every_part_and_turns_failures_into_sentences():
     assert "has no users" in empty.show("power").data
 
 
+@pytest.mark.slow
 def test_report_pymc_part_and_a_revenue_model_without_payers():
     report = abreport.analyse(experiment_data([("control", 1500, 150), ("b", 1500, 180)]), FAST)
     abreport.run_pymc(report)

@@ -14,6 +14,7 @@ from helpers.forecast import comparison as cmp
 from tests.support import artifact_payload, daily_series
 
 
+@pytest.mark.slow
 def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
     frame = daily_series(n=160, season=10, noise=1.0).assign(temperature=lambda d: d["degree_days"] + 18)
     frame = frame.drop(columns="degree_days").assign(filled=False)

@@ -113,6 +113,7 @@ def test_models_without_in_sample_fits_say_so():
         model.fitted_values(daily_series(n=80))
 
 
+@pytest.mark.slow
 def test_sarima_grid_uses_unit_root_tests_for_d():
     rng = np.random.default_rng(1)
     walk = daily_series().assign(y=100 + np.cumsum(rng.normal(0, 1, 140)))

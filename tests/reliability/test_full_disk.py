@@ -48,6 +48,7 @@ def _fill(folder: Path) -> None:
     assert os.statvfs(folder).f_bavail == 0
 
 
+@pytest.mark.slow
 def test_a_load_that_fills_the_disk_is_refused_with_a_sentence_and_the_first_load_stays(tmp_path, small_disk):
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     half_hourly(2_000, seed=0).to_csv(first, index=False)

@@ -13,6 +13,7 @@ def ran(table) -> set[str]:
     return set(table.loc[table["ran"], "task"])
 
 
+@pytest.mark.slow
 def test_a_truncated_artifact_is_refused_then_rebuilt_by_the_next_build(project, capsys):
     pipeline.build(load_settings())
     artifact = project.products / "model" / "forecast_artifact.json"

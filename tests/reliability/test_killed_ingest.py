@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 
 from tests.reliability.conftest import LOAD_TIMEOUT, ingest_command, load_env, run_load, series_state, sql_value
 from tests.support import half_hourly
@@ -94,6 +95,7 @@ def _first_and_second(tmp_path: Path) -> tuple[Path, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_an_ingest_killed_at_any_moment_leaves_the_old_load_or_the_new_one(tmp_path, processes):
     first, second = _first_and_second(tmp_path)
     old = tmp_path / "old.duckdb"
@@ -117,6 +119,7 @@ def _users(n: int, experiments: tuple[str, ...], seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment_id", "user_id", "variant", "assigned_at", "converted", "revenue"])
 
 
+@pytest.mark.slow
 def test_an_ab_load_killed_at_any_moment_leaves_the_old_experiments_or_the_new_ones(tmp_path, processes):
     first, second = tmp_path / "first_users.csv", tmp_path / "second_users.csv"
     _users(500, ("e1", "e2"), seed=0).to_csv(first, index=False)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from helpers.app import pipeline
 from helpers.core.settings import load_settings
@@ -32,6 +33,7 @@ def test_a_failed_build_after_a_scheduled_run_leaves_its_reports_published(proje
     assert "still shows the last good reports" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_failed_task_keeps_the_last_good_notebook_and_says_where_its_output_went(project, capsys):
     assert pipeline.main(["build"]) == 0
     notebook = project.products / "summary.ipynb"
