@@ -576,3 +576,26 @@ def test_the_real_server_answers_as_the_app_over_one_connection(server, client):
         assert http.client.HTTPConnection.getresponse(connection).status == 200
     finally:
         connection.close()
+
+
+def test_the_service_process_freezes_what_it_loaded_for_the_garbage_collector(artifact_file):
+    """Only with freeze_gc (main): a full collection then walks what requests left, not the whole
+    heap; the test process itself is never frozen."""
+    import gc
+    import subprocess
+    import sys
+
+    script = ("import gc, sys; from fastapi.testclient import TestClient; from helpers.app import service; "
+              "app = service.create_app(sys.argv[1], freeze_gc=sys.argv[2] == '1'); "
+              "before = gc.get_freeze_count(); client = TestClient(app).__enter__(); "
+              "print(before, gc.get_freeze_count(), client.post('/predict', json={'start_date': '2015-01-01', "
+              "'end_date': '2015-01-02'}).status_code)")
+    counts = {}
+    for freeze in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", script, str(artifact_file), freeze], capture_output=True,
+                              text=True, timeout=120, env=os.environ)
+        assert done.returncode == 0, done.stderr
+        counts[freeze] = [int(x) for x in done.stdout.split()]
+    assert counts["0"][:2] == [0, 0] and counts["0"][2] == 200
+    assert counts["1"][0] == 0 and counts["1"][1] > 10_000 and counts["1"][2] == 200
+    assert gc.get_freeze_count() == 0
