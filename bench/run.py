@@ -20,7 +20,8 @@ the obvious alternative measured in the same run:
   httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
   same request through the ASGI app with no network or HTTP parsing, and the same load with
   the forecast log off (``--no-forecast-log``) and on (``forecast_log``: both runs, the rows
-  the log holds afterwards, the cost of logging).
+  the log holds afterwards, the cost of logging), and the in-process request through
+  FastAPI's whole stack (``in_process_asgi_through_fastapi``, the direct path off).
 - the endpoint's memory under large bodies (``--only service_memory``): eight connections
   send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
   300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
@@ -414,6 +415,9 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     status, payload = _asgi_call(app, body)
     assert status == 200, payload
     in_process = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    app.direct = False  # the same request through FastAPI's stack (the route, pydantic), as before the direct path
+    in_process_fastapi = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    app.direct = True
     app.state.log = ForecastLogWriter(tmp / "in_process_log")
     in_process_logged = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
     queued = app.state.log.pending
@@ -440,10 +444,12 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     keys = ("requests_per_s", "p50_s", "p99_s", "server_cpu_per_request_s", "socket_errors", "non_2xx")
     return {
         "request": request, "artifact": str(artifact),
-        "server": "uvicorn, 1 worker, uvloop + httptools, async route returning orjson bytes",
+        "server": "uvicorn, 1 worker, uvloop + httptools (each response in one write), POST /predict answered "
+                  "before FastAPI's stack from serialised answers kept per day range",
         "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
+        "in_process_asgi_through_fastapi": in_process_fastapi,
         "in_process_asgi_queueing_the_log": {**in_process_logged, "queued": queued},
         "forecast_log": {
             "with_log": {k: loaded[k] for k in keys}, "without_log": {k: unlogged[k] for k in keys},

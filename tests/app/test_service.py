@@ -393,3 +393,209 @@ def test_a_10_mb_body_gets_413_from_the_real_server_and_its_memory_stays_flat(se
         assert _post_raw(port, body, chunked).startswith(b"HTTP/1.1 413")
     after = _status(f"/proc/{pid}/status")
     assert after["VmHWM"] - before["VmHWM"] < 4 << 10, (before, after)  # kB: under 4 MB for 30 MB sent
+
+
+# -- the direct path of POST /predict (ForecastService) ----------------------------------------
+JSON = {"content-type": "application/json"}
+ORDINARY = [
+    b'{"start_date": "2015-01-01", "end_date": "2015-01-14", "model": "ensemble", "include_confidence": true}',
+    b'{"start_date": "2015-01-30", "end_date": "2015-01-30", "include_confidence": false}',
+    b'{"end_date": "2015-01-30", "start_date": "2015-01-01", "model": null}',
+    b'{"start_date":"2015-01-05","end_date":"2015-01-09","model":"holt_winters"}',
+    b'\n  {\n "start_date" : "2015-01-02",\n "end_date" : "2015-01-02"\n }\n',
+    b'{"start_date": "2014-01-01", "start_date": "2015-01-03", "end_date": "2015-01-04"}',  # the last one counts
+]
+UNUSUAL = [  # bodies the direct path hands to FastAPI, which answers them (pydantic takes some: 200)
+    b'{"start_date": "2015-01-02T00:00:00", "end_date": "2015-01-03"}',
+    b'{"start_date": "20150102", "end_date": "2015-01-03"}',
+    b'{"start_date": "2015-1-2", "end_date": "2015-01-03"}',
+    b'{"start_date": 1420156800, "end_date": "2015-01-03"}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "include_confidence": "true"}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "include_confidence": 1}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "include_confidence": null}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "model": ""}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "model": "' + b"e" * 101 + b'"}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "model": ["ets"]}',
+    b'{"start_date": "2015-01-03", "end_date": "2015-01-02"}',
+    b'{"start_date": "2014-12-31", "end_date": "2015-01-02"}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-02-30"}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03", "horizon": 7}',
+    b'{"start_date": "2015-01-02"}',
+    b'{}', b'[]', b'"2015-01-02"', b'null', b'{"start_date": ', b'', b'{"start_date": NaN}',
+    b'{"start_date": "2015-01-02", "end_date": "2015-01-03"} trailing',
+]
+
+
+def _both_ways(client, body: bytes, headers: dict[str, str]):
+    """The answer of the direct path and of FastAPI's (the direct path off) to one request."""
+    app = client.app
+    answers = []
+    for direct in (True, False):
+        app.direct = direct
+        try:
+            answers.append(client.post("/predict", content=body, headers=headers))
+        finally:
+            app.direct = True
+    return answers
+
+
+@pytest.mark.parametrize("body", ORDINARY + UNUSUAL)
+def test_the_direct_path_answers_every_body_as_fastapi_does(client, body):
+    direct, fastapi = _both_ways(client, body, JSON)
+    assert (direct.status_code, direct.content) == (fastapi.status_code, fastapi.content)
+    assert direct.headers["content-type"] == fastapi.headers["content-type"]
+    assert direct.headers["content-length"] == fastapi.headers["content-length"]
+    assert direct.status_code == 200 if body in ORDINARY else direct.status_code in (200, 422), direct.content
+    try:
+        declined = client.app.check(body) is None
+    except Exception:  # noqa: BLE001 - the direct path catches it and hands the body on
+        declined = True
+    assert declined == (body not in ORDINARY)
+
+
+@pytest.mark.parametrize("headers", [
+    {"content-type": "application/json; charset=utf-8"}, {"content-type": "application/vnd.api+json"},
+    {"content-type": "text/plain"}, {"content-type": "Application/JSON"}, {},
+])
+def test_other_content_types_go_through_fastapi(client, headers):
+    direct, fastapi = _both_ways(client, ORDINARY[0], headers)
+    assert (direct.status_code, direct.content) == (fastapi.status_code, fastapi.content)
+
+
+def test_every_day_range_of_every_model_is_the_same_both_ways(client):
+    days = [f"2015-01-{d:02d}" for d in range(1, 31)]
+    for model in ("ets", "holt_winters", "ensemble"):
+        for start in days[::4]:
+            for end in days[days.index(start)::5]:
+                body = json.dumps({"start_date": start, "end_date": end, "model": model}).encode()
+                direct, fastapi = _both_ways(client, body, JSON)
+                assert direct.status_code == 200 and direct.content == fastapi.content, (model, start, end)
+
+
+def test_an_ordinary_request_never_reaches_fastapi(client, monkeypatch):
+    from fastapi import FastAPI
+
+    async def refuse(self, scope, receive, send):
+        raise AssertionError(f"{scope['method']} {scope['path']} went through FastAPI")
+
+    monkeypatch.setattr(FastAPI, "__call__", refuse)
+    response = client.post("/predict", content=ORDINARY[0], headers=JSON)
+    assert response.status_code == 200 and response.json()["model_used"] == "ensemble"
+
+
+def test_the_direct_path_is_off_when_fastapi_telemetry_is_on(artifact_file, monkeypatch):
+    from fastapi.telemetry._asgi import NativeTelemetry
+
+    monkeypatch.setattr(NativeTelemetry, "enabled", lambda self: True)
+    app = service.create_app(artifact_file)
+    with TestClient(app):
+        assert app.direct is False
+    monkeypatch.undo()
+    with TestClient(app) as client:
+        assert app.direct is True and predict(client).status_code == 200
+
+
+def test_answers_are_kept_for_the_most_recently_used_ranges_only(artifact_file, monkeypatch):
+    monkeypatch.setattr(service, "ANSWER_CACHE", 3)
+    app = service.create_app(artifact_file)
+    with TestClient(app) as client:
+        first = predict(client, model="ets").content
+        for day in ("02", "03", "04", "05"):
+            assert predict(client, model="ets", end_date=f"2015-01-{day}").status_code == 200
+        predict(client, model="ets", end_date="2015-01-03")  # used again: the most recent
+        answers = app.state.forecasts.answers
+        assert list(answers) == [("ets", 0, 4, True), ("ets", 0, 5, True), ("ets", 0, 3, True)]
+        assert predict(client, model="ets").content == first  # evicted, made again the same
+    with TestClient(app):  # a new start loads the artifact again, with no answer kept
+        assert app.state.forecasts.answers == {}
+
+
+class _Transport:
+    """What a socket's transport is to :class:`service.OneWrite`: the writes it was given."""
+
+    def __init__(self) -> None:
+        self.writes, self.closed, self.closing = [], False, False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing or self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default=None):
+        return {"peername": ("127.0.0.1", 1)}.get(name, default)
+
+
+def test_one_write_sends_what_one_loop_iteration_wrote_in_one_write():
+    import asyncio
+
+    async def scenario():
+        raw = _Transport()
+        transport = service.OneWrite(raw, asyncio.get_running_loop())
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(b"{}")
+        assert raw.writes == [] and transport.get_write_buffer_size() == 21
+        await asyncio.sleep(0)
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+        transport.write(b"a")
+        transport.writelines([b"b", b"c"])
+        transport.close()  # flushes first
+        assert raw.writes[1:] == [b"abc"] and raw.closed
+        assert transport.get_extra_info("peername") == ("127.0.0.1", 1)
+        gone = _Transport()
+        transport = service.OneWrite(gone, asyncio.get_running_loop())
+        transport.write(b"late")
+        gone.closing = True  # the peer went away before the flush
+        await asyncio.sleep(0)
+        assert gone.writes == []
+
+    asyncio.run(scenario())
+
+
+def test_the_real_server_answers_as_the_app_over_one_connection(server, client):
+    import http.client
+
+    port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for body in (ORDINARY[0], UNUSUAL[10], ORDINARY[1], b'{"start_date": ', ORDINARY[0]):
+            connection.request("POST", "/predict", body, JSON)
+            response = connection.getresponse()
+            served = response.read()
+            expected = client.post("/predict", content=body, headers=JSON)
+            assert (response.status, served) == (expected.status_code, expected.content)
+            assert response.getheader("content-length") == str(len(served))
+            assert response.getheader("content-type") == "application/json"
+        connection.request("GET", "/health")
+        assert http.client.HTTPConnection.getresponse(connection).status == 200
+    finally:
+        connection.close()
+
+
+def test_the_service_process_freezes_what_it_loaded_for_the_garbage_collector(artifact_file):
+    """Only with freeze_gc (main): a full collection then walks what requests left, not the whole
+    heap; the test process itself is never frozen."""
+    import gc
+    import subprocess
+    import sys
+
+    script = ("import gc, sys; from fastapi.testclient import TestClient; from helpers.app import service; "
+              "app = service.create_app(sys.argv[1], freeze_gc=sys.argv[2] == '1'); "
+              "before = gc.get_freeze_count(); client = TestClient(app).__enter__(); "
+              "print(before, gc.get_freeze_count(), client.post('/predict', json={'start_date': '2015-01-01', "
+              "'end_date': '2015-01-02'}).status_code)")
+    counts = {}
+    for freeze in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", script, str(artifact_file), freeze], capture_output=True,
+                              text=True, timeout=120, env=os.environ)
+        assert done.returncode == 0, done.stderr
+        counts[freeze] = [int(x) for x in done.stdout.split()]
+    assert counts["0"][:2] == [0, 0] and counts["0"][2] == 200
+    assert counts["1"][0] == 0 and counts["1"][1] > 10_000 and counts["1"][2] == 200
+    assert gc.get_freeze_count() == 0

@@ -74,6 +74,28 @@ def test_record_only_queues_and_flush_writes_one_line_per_issued_forecast(tmp_pa
                               "pending_forecasts": 0, "last_error": None}
 
 
+def test_a_queued_record_holds_no_object_the_garbage_collector_follows(tmp_path, monkeypatch):
+    import dataclasses
+    import gc
+
+    from helpers.operate import forecast_log
+
+    writer = ForecastLogWriter(tmp_path)
+    other = dataclasses.replace(PATH, model="holt_winters")
+    for path in (PATH, other, PATH):
+        writer.record(path, 0, 2, issued_at=1.0)
+    gc.collect()
+    assert not any(gc.is_tracked(record) for record in writer._pending)  # numbers only
+    monkeypatch.setattr(forecast_log, "PATH_NUMBERS", 2)  # past the limit: the path itself, still logged right
+    third = dataclasses.replace(PATH, model="ensemble")
+    writer.record(third, 1, 3, issued_at=2.0)
+    assert writer._pending[-1][1] is third and writer._paths == [PATH, other]
+    assert writer.flush() == 8
+    (written,) = tmp_path.glob("*.open")
+    assert [(line["model"], line["target_date"]) for line in lines(written)] == [
+        ("ets", DAYS[:2]), ("holt_winters", DAYS[:2]), ("ets", DAYS[:2]), ("ensemble", DAYS[1:3])]
+
+
 def test_rotation_closes_the_file_for_the_fold_and_the_next_write_starts_another(tmp_path):
     writer = ForecastLogWriter(tmp_path, rotate_seconds=3600, rotate_bytes=1000)
     assert writer.rotate() is None and not writer.rotation_due()  # nothing written: no file
