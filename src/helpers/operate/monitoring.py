@@ -25,12 +25,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from scipy import stats
 
 from helpers.core.settings import Settings
@@ -38,6 +36,9 @@ from helpers.data.quality import FILE_KINDS, ROW_KINDS
 from helpers.data.series import DEGREE_DAY_BASE, series_freq, steps_per_period
 from helpers.forecast.artifact import load_artifact
 from helpers.warehouse import Warehouse
+
+if TYPE_CHECKING:  # plotly is imported by the figures, when they are drawn
+    import plotly.graph_objects as go
 
 Status = Literal["green", "orange", "red", "grey"]
 STATUSES: tuple[str, ...] = ("green", "orange", "red", "grey")
@@ -812,13 +813,88 @@ def describe_inputs(forecasts: pd.DataFrame, intake: pd.DataFrame, drift_result:
     return "\n\n".join(lines)
 
 
-# -- figures: accuracy and drift ----------------------------------------------------------------------------
+# -- figures ------------------------------------------------------------------------------------------------
+# Each figure is built as plain dicts (traces, axes, shapes, annotations) and validated once, by one
+# ``go.Figure(data, layout)``: make_subplots, add_trace(row=, col=), add_hline and the update_* calls
+# validate and copy the figure again at every call, which made the page's figures 4-5 times slower
+# to build (``bench/cycle_pages.py``). The axes follow make_subplots' layout (row 1 on top, axes
+# numbered row by row, its default spacing), and the lines and bands are add_hline's and add_vrect's
+# shapes.
+def _figure(traces: Sequence[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
+    import plotly.graph_objects as go
+
+    return go.Figure(data=list(traces), layout=layout)
+
+
+def _grid(rows: int, cols: int = 1, *, vertical_spacing: float | None = None, horizontal_spacing: float | None = None,
+          shared_x: bool = False, shared_y: bool = False, titles: Sequence[str] = ()) -> dict[str, Any]:
+    """The axes (and subplot titles, as annotations) of a ``rows`` x ``cols`` grid as make_subplots
+    lays them out; :func:`_axes` names the axes of a cell."""
+    vs = 0.3 / rows if vertical_spacing is None else vertical_spacing
+    hs = 0.2 / cols if horizontal_spacing is None else horizontal_spacing
+    height, width = (1 - vs * (rows - 1)) / rows, (1 - hs * (cols - 1)) / cols
+    layout: dict[str, Any] = {}
+    annotations = []
+    for row in range(1, rows + 1):
+        top = 1 - (row - 1) * (height + vs)
+        for col in range(1, cols + 1):
+            x, y = _axes(row, col, cols)
+            left = (col - 1) * (width + hs)
+            xaxis = {"anchor": y, "domain": [_unit(left), _unit(left + width)]}
+            yaxis = {"anchor": x, "domain": [_unit(top - height), _unit(top)]}
+            if shared_x and row < rows:  # every column's x axes follow its bottom one
+                xaxis.update(matches=_axes(rows, col, cols)[0], showticklabels=False)
+            if shared_y and col > 1:
+                yaxis.update(matches=_axes(row, 1, cols)[1], showticklabels=False)
+            layout[_axis_key(x)], layout[_axis_key(y)] = xaxis, yaxis
+            k = (row - 1) * cols + col - 1
+            if k < len(titles):
+                annotations.append({"text": titles[k], "x": _unit(left + width / 2), "y": _unit(top), "xref": "paper",
+                                    "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                                    "font": {"size": 16}})
+    if annotations:
+        layout["annotations"] = annotations
+    return layout
+
+
+def _unit(value: float) -> float:
+    return min(1.0, max(0.0, round(value, 9)))
+
+
+def _axes(row: int, col: int, cols: int) -> tuple[str, str]:
+    """The x and y axis names of a grid cell (``x``/``y``, then ``x2``/``y2``, ... row by row)."""
+    n = (row - 1) * cols + col
+    return ("x", "y") if n == 1 else (f"x{n}", f"y{n}")
+
+
+def _axis_key(name: str) -> str:
+    """``x2`` -> ``xaxis2`` (the layout key of an axis)."""
+    return f"{name[0]}axis{name[1:]}"
+
+
+def _set_axis_title(layout: dict[str, Any], axis: str, text: str) -> None:
+    layout.setdefault(_axis_key(axis), {})["title"] = {"text": text}
+
+
+def _hline(y: float, line: dict[str, Any], axes: tuple[str, str] = ("x", "y")) -> dict[str, Any]:
+    """A horizontal line across a subplot (``add_hline``'s shape)."""
+    return {"type": "line", "xref": f"{axes[0]} domain", "x0": 0, "x1": 1, "yref": axes[1], "y0": y, "y1": y,
+            "line": line}
+
+
+def _hline_label(y: float, text: str, axes: tuple[str, str] = ("x", "y")) -> dict[str, Any]:
+    """The label ``add_hline(annotation_text=...)`` puts at the line's right end."""
+    return {"text": text, "x": 1, "xref": f"{axes[0]} domain", "xanchor": "right", "y": y, "yref": axes[1],
+            "yanchor": "bottom", "showarrow": False}
+
+
 def _empty_figure(title: str, x_title: str, y_title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14})
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=300,
-                      xaxis={"visible": True, "showticklabels": False}, yaxis={"showticklabels": False})
-    return fig
+    return _figure([], {
+        "title": {"text": title}, "height": 300,
+        "xaxis": {"title": {"text": x_title}, "visible": True, "showticklabels": False},
+        "yaxis": {"title": {"text": y_title}, "showticklabels": False},
+        "annotations": [{"text": message, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper", "showarrow": False,
+                         "font": {"size": 14}}]})
 
 
 NO_ACTUALS = "No forecast with an actual value yet"
@@ -840,6 +916,13 @@ def _latest_versions(table: pd.DataFrame, max_versions: int) -> tuple[pd.DataFra
     return table[shown], labels[shown], suffix
 
 
+def _line(x: Any, y: Any, name: str, colour: str, axes: tuple[str, str] | None = None, **more: Any) -> dict[str, Any]:
+    """A ``lines+markers`` scatter trace, on ``axes`` (a grid cell's, :func:`_axes`) when given."""
+    on = {"xaxis": axes[0], "yaxis": axes[1]} if axes else {}
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "name": name, "line": {"color": colour},
+            **on, **more}
+
+
 def plot_error_over_time(errors: pd.DataFrame, max_versions: int = MAX_VERSIONS) -> go.Figure:
     """MAE, RMSE, MAPE and bias per period (:func:`error_over_time`), one line per model version
     (the ``max_versions`` latest)."""
@@ -848,18 +931,20 @@ def plot_error_over_time(errors: pd.DataFrame, max_versions: int = MAX_VERSIONS)
         return _empty_figure(title, "period", "error", NO_ACTUALS)
     errors, labels, suffix = _latest_versions(errors, max_versions)
     metrics = {"mae": "MAE", "rmse": "RMSE", "mape": "MAPE (%)", "bias": "bias (actual - forecast)"}
-    fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    rows = len(metrics)
+    layout = _grid(rows, shared_x=True, vertical_spacing=0.05)
+    parts = {label: part for label, part in errors.groupby(labels, sort=False)}
+    traces = []
     for i, (column, name) in enumerate(metrics.items(), start=1):
-        for j, label in enumerate(labels.unique()):
-            part = errors[labels == label]
-            fig.add_trace(go.Scatter(x=part["period"], y=part[column], mode="lines+markers", name=label,
-                                     legendgroup=label, showlegend=i == 1,
-                                     line={"color": _PALETTE[j % len(_PALETTE)]}), row=i, col=1)
-        fig.update_yaxes(title_text=name, row=i, col=1)
-    fig.add_hline(y=0, line={"color": "grey", "dash": "dot"}, row=len(metrics), col=1)
-    fig.update_xaxes(title_text="period (day forecast)", row=len(metrics), col=1)
-    fig.update_layout(title=title + suffix, height=750, legend_title_text="model @ version")
-    return fig
+        axes = _axes(i, 1, 1)
+        traces += [_line(part["period"], part[column], label, _PALETTE[j % len(_PALETTE)], axes, legendgroup=label,
+                         showlegend=i == 1) for j, (label, part) in enumerate(parts.items())]
+        _set_axis_title(layout, axes[1], name)
+    bottom = _axes(rows, 1, 1)
+    _set_axis_title(layout, bottom[0], "period (day forecast)")
+    layout.update(title={"text": title + suffix}, height=750, legend={"title": {"text": "model @ version"}},
+                  shapes=[_hline(0, {"color": "grey", "dash": "dot"}, bottom)])
+    return _figure(traces, layout)
 
 
 def plot_error_by_horizon(by_horizon: pd.DataFrame) -> go.Figure:
@@ -867,18 +952,19 @@ def plot_error_by_horizon(by_horizon: pd.DataFrame) -> go.Figure:
     title = "Forecast error by horizon step"
     if by_horizon.empty:
         return _empty_figure(title, "days ahead", "error", NO_ACTUALS)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("MAE", "bias (actual - forecast)"))
+    layout = _grid(1, 2, titles=("MAE", "bias (actual - forecast)"))
+    traces = []
     for j, (model, part) in enumerate(by_horizon.groupby("model", sort=True)):
         colour = _PALETTE[j % len(_PALETTE)]
-        for col, column in ((1, "mae"), (2, "bias")):
-            fig.add_trace(go.Scatter(x=part["horizon_step"], y=part[column], mode="lines+markers", name=model,
-                                     legendgroup=model, showlegend=col == 1, line={"color": colour}), row=1, col=col)
-    fig.add_hline(y=0, line={"color": "grey", "dash": "dot"}, row=1, col=2)
-    fig.update_xaxes(title_text="horizon step (days after the fit)")
-    fig.update_yaxes(title_text="MAE", row=1, col=1)
-    fig.update_yaxes(title_text="mean error", row=1, col=2)
-    fig.update_layout(title=title, height=380, legend_title_text="model")
-    return fig
+        traces += [_line(part["horizon_step"], part[column], model, colour, _axes(1, col, 2), legendgroup=model,
+                         showlegend=col == 1) for col, column in ((1, "mae"), (2, "bias"))]
+    for col in (1, 2):
+        _set_axis_title(layout, _axes(1, col, 2)[0], "horizon step (days after the fit)")
+    _set_axis_title(layout, "y", "MAE")
+    _set_axis_title(layout, "y2", "mean error")
+    layout.update(title={"text": title}, height=380, legend={"title": {"text": "model"}},
+                  shapes=[_hline(0, {"color": "grey", "dash": "dot"}, _axes(1, 2, 2))])
+    return _figure(traces, layout)
 
 
 def plot_coverage_over_time(coverage: pd.DataFrame, thresholds: Thresholds | None = None,
@@ -890,23 +976,25 @@ def plot_coverage_over_time(coverage: pd.DataFrame, thresholds: Thresholds | Non
         return _empty_figure(title, "period", "share of actual values inside", NO_ACTUALS)
     thresholds = thresholds or Thresholds()
     coverage, labels, suffix = _latest_versions(coverage, max_versions)
-    fig = make_subplots(rows=1, cols=len(LEVELS), shared_yaxes=True,
-                        subplot_titles=tuple(f"{level}% intervals" for level in LEVELS))
+    cols = len(LEVELS)
+    layout = _grid(1, cols, shared_y=True, titles=tuple(f"{level}% intervals" for level in LEVELS))
+    parts = {label: part for label, part in coverage.groupby(labels, sort=False)}
+    traces, shapes = [], []
     for col, level in enumerate(LEVELS, start=1):
-        for j, label in enumerate(labels.unique()):
-            part = coverage[(labels == label) & (coverage["level"] == level)]
-            fig.add_trace(go.Scatter(x=part["period"], y=part["coverage"], mode="lines+markers", name=label,
-                                     legendgroup=label, showlegend=col == 1, customdata=part["n"],
-                                     hovertemplate="%{y:.0%} of %{customdata} forecasts",
-                                     line={"color": _PALETTE[j % len(_PALETTE)]}), row=1, col=col)
-        fig.add_hline(y=level / 100, line={"color": "black", "dash": "dash"}, row=1, col=col)
-        fig.add_hline(y=level / 100 - thresholds.coverage_orange, line={"color": COLOURS["orange"], "dash": "dot"},
-                      row=1, col=col)
-    fig.update_xaxes(title_text="period (day forecast)")
-    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
-    fig.update_yaxes(title_text="share of actual values inside", row=1, col=1)
-    fig.update_layout(title=title + suffix, height=400, legend_title_text="model @ version")
-    return fig
+        axes = _axes(1, col, cols)
+        for j, (label, part) in enumerate(parts.items()):
+            part = part[part["level"] == level]
+            traces.append(_line(part["period"], part["coverage"], label, _PALETTE[j % len(_PALETTE)], axes,
+                                legendgroup=label, showlegend=col == 1, customdata=part["n"],
+                                hovertemplate="%{y:.0%} of %{customdata} forecasts"))
+        shapes += [_hline(level / 100, {"color": "black", "dash": "dash"}, axes),
+                   _hline(level / 100 - thresholds.coverage_orange, {"color": COLOURS["orange"], "dash": "dot"}, axes)]
+        _set_axis_title(layout, axes[0], "period (day forecast)")
+        layout[_axis_key(axes[1])].update(range=[0, 1.05], tickformat=".0%")
+    _set_axis_title(layout, "y", "share of actual values inside")
+    layout.update(title={"text": title + suffix}, height=400, legend={"title": {"text": "model @ version"}},
+                  shapes=shapes)
+    return _figure(traces, layout)
 
 
 def plot_forecast_vs_actual(frame: pd.DataFrame, days: int = 28, model: str | None = None) -> go.Figure:
@@ -926,19 +1014,18 @@ def plot_forecast_vs_actual(frame: pd.DataFrame, days: int = 28, model: str | No
     known = rows.loc[rows["actual"].notna(), "target_date"]
     end = known.max() if len(known) else rows["target_date"].max()
     rows = rows[rows["target_date"] > end - pd.Timedelta(days=days)]
-    fig = go.Figure()
+    x = rows["target_date"]
+    traces = []
     for level, opacity in ((95, 0.15), (80, 0.3)):
-        fig.add_trace(go.Scatter(x=rows["target_date"], y=rows[f"upper_{level}"], mode="lines", line={"width": 0},
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=rows["target_date"], y=rows[f"lower_{level}"], mode="lines", line={"width": 0},
-                                 fill="tonexty", fillcolor=f"rgba(31,119,180,{opacity})", name=f"{level}% interval"))
-    fig.add_trace(go.Scatter(x=rows["target_date"], y=rows["forecast"], mode="lines+markers",
-                             name=f"forecast ({model})", customdata=rows["horizon_step"],
-                             hovertemplate="%{y:.4g}, %{customdata} days ahead", line={"color": "#1f77b4"}))
-    fig.add_trace(go.Scatter(x=rows["target_date"], y=rows["actual"], mode="lines+markers", name="actual",
-                             line={"color": "black"}))
-    fig.update_layout(title=title, xaxis_title="day", yaxis_title="daily value (the forecast's scale)", height=420)
-    return fig
+        traces += [{"type": "scatter", "x": x, "y": rows[f"upper_{level}"], "mode": "lines", "line": {"width": 0},
+                    "showlegend": False, "hoverinfo": "skip"},
+                   {"type": "scatter", "x": x, "y": rows[f"lower_{level}"], "mode": "lines", "line": {"width": 0},
+                    "fill": "tonexty", "fillcolor": f"rgba(31,119,180,{opacity})", "name": f"{level}% interval"}]
+    traces += [_line(x, rows["forecast"], f"forecast ({model})", "#1f77b4", customdata=rows["horizon_step"],
+                     hovertemplate="%{y:.4g}, %{customdata} days ahead"),
+               _line(x, rows["actual"], "actual", "black")]
+    return _figure(traces, {"title": {"text": title}, "xaxis": {"title": {"text": "day"}},
+                            "yaxis": {"title": {"text": "daily value (the forecast's scale)"}}, "height": 420})
 
 
 def plot_drift_psi(result: DriftResult, thresholds: Thresholds | None = None) -> go.Figure:
@@ -949,81 +1036,106 @@ def plot_drift_psi(result: DriftResult, thresholds: Thresholds | None = None) ->
         return _empty_figure(title, "variable", "PSI", "No variable judged for drift (the status table says why)")
     thresholds = thresholds or Thresholds()
     colours = [COLOURS[_drift_status(psi, p, thresholds)] for psi, p in zip(judged["psi"], judged["ks_pvalue"])]
-    fig = go.Figure(go.Bar(x=judged["variable"], y=judged["psi"], marker_color=colours, name="PSI",
-                           text=[f"KS p = {p:.2g}" for p in judged["ks_pvalue"]], textposition="outside"))
-    fig.add_trace(go.Scatter(x=judged["variable"], y=judged["psi_by_chance"], mode="markers", name="PSI by chance",
-                             marker={"symbol": "line-ew-open", "size": 30, "color": "black"}))
-    fig.add_hline(y=thresholds.psi_orange, line={"color": COLOURS["orange"], "dash": "dash"}, annotation_text="orange")
-    fig.add_hline(y=thresholds.psi_red, line={"color": COLOURS["red"], "dash": "dash"}, annotation_text="red")
-    fig.update_layout(title=title, xaxis_title="variable", yaxis_title="PSI (window against reference)", height=380)
-    return fig
+    traces = [{"type": "bar", "x": judged["variable"], "y": judged["psi"], "marker": {"color": colours}, "name": "PSI",
+               "text": [f"KS p = {p:.2g}" for p in judged["ks_pvalue"]], "textposition": "outside"},
+              {"type": "scatter", "x": judged["variable"], "y": judged["psi_by_chance"], "mode": "markers",
+               "name": "PSI by chance", "marker": {"symbol": "line-ew-open", "size": 30, "color": "black"}}]
+    lines = [(thresholds.psi_orange, "orange"), (thresholds.psi_red, "red")]
+    return _figure(traces, {
+        "title": {"text": title}, "xaxis": {"title": {"text": "variable"}},
+        "yaxis": {"title": {"text": "PSI (window against reference)"}}, "height": 380,
+        "shapes": [_hline(y, {"color": COLOURS[name], "dash": "dash"}) for y, name in lines],
+        "annotations": [_hline_label(y, name) for y, name in lines]})
 
 
-def _drift_panels(result: DriftResult, title: str, x_title: str, y_title: str) -> tuple[go.Figure, list[str]]:
-    """One panel per variable with values (its title says when it was not judged), the x title on the last."""
+def _drift_panels(result: DriftResult, title: str, x_title: str, y_title: str | None, panel: Any) -> go.Figure:
+    """One panel per variable with values (its title says when it was not judged), the x title on the last;
+    each panel's y title is ``y_title``, or its variable's name when None.
+
+    ``panel(part, axes, first)`` gives (traces, shapes) of one variable's ``values`` rows drawn on
+    ``axes``; ``first`` is the first panel's, whose traces carry the legend."""
     variables = list(result.values["variable"].unique()) if not result.values.empty else []
     if not variables:
-        return _empty_figure(title, x_title, y_title, "No variable judged for drift"), []
+        return _empty_figure(title, x_title, y_title or "value", "No variable judged for drift")
     judged = dict(zip(result.table["variable"], result.table["judged"].astype(bool)))
     names = [v if judged.get(v) else f"{v} (not judged: the season is not in the reference)" for v in variables]
-    fig = make_subplots(rows=len(variables), cols=1, subplot_titles=names, vertical_spacing=0.15)
-    fig.update_xaxes(title_text=x_title, row=len(variables), col=1)
-    fig.update_layout(title=title, height=320 * len(variables))
-    return fig, variables
+    layout = _grid(len(variables), titles=names, vertical_spacing=0.15)
+    traces, shapes = [], []
+    for i, (variable, part) in enumerate(result.values.groupby("variable", sort=False), start=1):
+        axes = _axes(i, 1, 1)
+        drawn, more = panel(part, axes, i == 1)
+        traces += drawn
+        shapes += more
+        _set_axis_title(layout, axes[1], y_title or variable)
+    _set_axis_title(layout, _axes(len(variables), 1, 1)[0], x_title)
+    layout.update(title={"text": title}, height=320 * len(variables))
+    if shapes:
+        layout["shapes"] = shapes
+    return _figure(traces, layout)
+
+
+_PARTS = (("reference", "grey"), ("window", "#d62728"))
 
 
 def plot_drift_ecdf(result: DriftResult) -> go.Figure:
     """Empirical distribution functions of the deseasonalised values, reference against window: the KS
     statistic is the widest vertical gap between the two curves."""
-    title = "Drift: distribution of the deseasonalised values, training data against the latest window"
-    fig, variables = _drift_panels(result, title, "value minus seasonal profile", "share at or below")
-    for i, variable in enumerate(variables, start=1):
-        part = result.values[result.values["variable"] == variable]
-        for name, colour in (("reference", "grey"), ("window", "#d62728")):
+    def panel(part: pd.DataFrame, axes: tuple[str, str], first: bool) -> tuple[list, list]:
+        traces = []
+        for name, colour in _PARTS:
             x = np.sort(part.loc[part["part"] == name, "residual"].to_numpy(dtype=float))
-            fig.add_trace(go.Scatter(x=x, y=np.arange(1, len(x) + 1) / len(x), mode="lines", line_shape="hv",
-                                     name=name, legendgroup=name, showlegend=i == 1, line={"color": colour}),
-                          row=i, col=1)
-        fig.update_yaxes(title_text="share at or below", row=i, col=1)
-    return fig
+            traces.append({"type": "scatter", "x": x, "y": np.arange(1, len(x) + 1) / len(x), "mode": "lines",
+                           "line": {"color": colour, "shape": "hv"}, "name": name, "legendgroup": name,
+                           "showlegend": first, "xaxis": axes[0], "yaxis": axes[1]})
+        return traces, []
+
+    return _drift_panels(result, "Drift: distribution of the deseasonalised values, training data against the latest "
+                         "window", "value minus seasonal profile", "share at or below", panel)
 
 
 def plot_deseasonalised(result: DriftResult) -> go.Figure:
     """Deseasonalised values over time: the reference in grey, the latest window in red."""
-    title = "Drift: values minus their seasonal profile over time"
-    fig, variables = _drift_panels(result, title, "day", "value minus profile")
-    for i, variable in enumerate(variables, start=1):
-        part = result.values[result.values["variable"] == variable]
-        for name, colour in (("reference", "grey"), ("window", "#d62728")):
+    def panel(part: pd.DataFrame, axes: tuple[str, str], first: bool) -> tuple[list, list]:
+        traces = []
+        for name, colour in _PARTS:
             rows = part[part["part"] == name]
-            fig.add_trace(go.Scatter(x=rows["ts"], y=rows["residual"], mode="lines", name=name, legendgroup=name,
-                                     showlegend=i == 1, line={"color": colour, "width": 1}), row=i, col=1)
-        fig.add_hline(y=0, line={"color": "black", "dash": "dot"}, row=i, col=1)
-        fig.update_yaxes(title_text="value minus profile", row=i, col=1)
-    return fig
+            traces.append({"type": "scatter", "x": rows["ts"], "y": rows["residual"], "mode": "lines", "name": name,
+                           "legendgroup": name, "showlegend": first, "line": {"color": colour, "width": 1},
+                           "xaxis": axes[0], "yaxis": axes[1]})
+        return traces, [_hline(0, {"color": "black", "dash": "dot"}, axes)]
+
+    return _drift_panels(result, "Drift: values minus their seasonal profile over time", "day", "value minus profile",
+                         panel)
 
 
 def plot_seasonal_profile(result: DriftResult) -> go.Figure:
     """Values and the seasonal profile fitted on the reference: what the drift measures leave out."""
-    title = "Drift: values and the seasonal profile fitted on the training data"
-    fig, variables = _drift_panels(result, title, "day", "value")
-    for i, variable in enumerate(variables, start=1):
-        part = result.values[result.values["variable"] == variable]
+    def panel(part: pd.DataFrame, axes: tuple[str, str], first: bool) -> tuple[list, list]:
+        traces = []
         for name in ("reference", "window"):  # apart, so that no line crosses the days in neither
             rows = part[part["part"] == name]
-            first = i == 1 and name == "reference"
-            fig.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="lines", name="value", legendgroup="value",
-                                     showlegend=first, line={"color": "grey", "width": 1}), row=i, col=1)
-            fig.add_trace(go.Scatter(x=rows["ts"], y=rows["profile"], mode="lines", name="seasonal profile",
-                                     legendgroup="profile", showlegend=first, line={"color": "#1f77b4"}), row=i, col=1)
-        window = part[part["part"] == "window"]
-        fig.add_vrect(x0=window["ts"].min(), x1=window["ts"].max(), fillcolor="#d62728", opacity=0.1, line_width=0,
-                      row=i, col=1)
-        fig.update_yaxes(title_text=variable, row=i, col=1)
-    return fig
+            legend = first and name == "reference"
+            common = {"type": "scatter", "x": rows["ts"], "mode": "lines", "showlegend": legend, "xaxis": axes[0],
+                      "yaxis": axes[1]}
+            traces += [{**common, "y": rows["value"], "name": "value", "legendgroup": "value",
+                        "line": {"color": "grey", "width": 1}},
+                       {**common, "y": rows["profile"], "name": "seasonal profile", "legendgroup": "profile",
+                        "line": {"color": "#1f77b4"}}]
+        window = part.loc[part["part"] == "window", "ts"]
+        band = {"type": "rect", "xref": axes[0], "x0": window.min(), "x1": window.max(), "yref": f"{axes[1]} domain",
+                "y0": 0, "y1": 1, "fillcolor": "#d62728", "opacity": 0.1, "line": {"width": 0}}
+        return traces, [band]
+
+    return _drift_panels(result, "Drift: values and the seasonal profile fitted on the training data", "day", None,
+                         panel)
 
 
 # -- figures: data quality ----------------------------------------------------------------------------------
+def _dq_layout(title: str, y_title: str, **more: Any) -> dict[str, Any]:
+    return {"title": {"text": title}, "xaxis": {"title": {"text": "period (file taken in)"}},
+            "yaxis": {"title": {"text": y_title}}, "height": 350, **more}
+
+
 def plot_invalid_share(dq: pd.DataFrame, thresholds: Thresholds | None = None) -> go.Figure:
     """Share of invalid rows per period (:func:`data_quality_over_time`) with the orange and red thresholds."""
     title = "Share of invalid rows in the files taken in"
@@ -1031,14 +1143,15 @@ def plot_invalid_share(dq: pd.DataFrame, thresholds: Thresholds | None = None) -
         return _empty_figure(title, "period", "invalid rows", NO_FILES)
     thresholds = thresholds or Thresholds()
     colours = [COLOURS[grade(v, thresholds.invalid_orange, thresholds.invalid_red)] for v in dq["invalid_share"]]
-    fig = go.Figure(go.Bar(x=dq["period"], y=dq["invalid_share"], marker_color=colours, name="invalid share",
-                           customdata=dq["files"], hovertemplate="%{y:.2%} of the rows of %{customdata} files"))
-    for name in ("orange", "red"):
-        fig.add_hline(y=getattr(thresholds, f"invalid_{name}"), line={"color": COLOURS[name], "dash": "dash"},
-                      annotation_text=name)
-    fig.update_layout(title=title, xaxis_title="period (file taken in)", yaxis_title="invalid rows",
-                      yaxis_tickformat=".1%", height=350)
-    return fig
+    bar = {"type": "bar", "x": dq["period"], "y": dq["invalid_share"], "marker": {"color": colours},
+           "name": "invalid share", "customdata": dq["files"],
+           "hovertemplate": "%{y:.2%} of the rows of %{customdata} files"}
+    lines = [(getattr(thresholds, f"invalid_{name}"), name) for name in ("orange", "red")]
+    layout = _dq_layout(title, "invalid rows", shapes=[_hline(y, {"color": COLOURS[name], "dash": "dash"})
+                                                       for y, name in lines],
+                        annotations=[_hline_label(y, name) for y, name in lines])
+    layout["yaxis"]["tickformat"] = ".1%"
+    return _figure([bar], layout)
 
 
 def plot_rows(dq: pd.DataFrame) -> go.Figure:
@@ -1046,11 +1159,9 @@ def plot_rows(dq: pd.DataFrame) -> go.Figure:
     title = "Rows taken in per period: loaded and invalid"
     if dq.empty:
         return _empty_figure(title, "period", "rows", NO_FILES)
-    fig = go.Figure([go.Bar(x=dq["period"], y=dq["rows_loaded"], name="loaded", marker_color=COLOURS["green"]),
-                     go.Bar(x=dq["period"], y=dq["invalid_rows"], name="invalid", marker_color=COLOURS["red"])])
-    fig.update_layout(title=title, barmode="stack", xaxis_title="period (file taken in)", yaxis_title="rows",
-                      height=350)
-    return fig
+    bars = [{"type": "bar", "x": dq["period"], "y": dq[column], "name": name, "marker": {"color": COLOURS[colour]}}
+            for column, name, colour in (("rows_loaded", "loaded", "green"), ("invalid_rows", "invalid", "red"))]
+    return _figure(bars, _dq_layout(title, "rows", barmode="stack"))
 
 
 def plot_errors_by_kind(dq: pd.DataFrame) -> go.Figure:
@@ -1059,11 +1170,9 @@ def plot_errors_by_kind(dq: pd.DataFrame) -> go.Figure:
     kinds = [c for c in dq.columns if c.startswith("errors_")]
     if dq.empty or not kinds or dq[kinds].to_numpy().sum() == 0:
         return _empty_figure(title, "period", "rows with the error", NO_FILES if dq.empty else "No error in any file")
-    fig = go.Figure([go.Bar(x=dq["period"], y=dq[kind], name=kind.removeprefix("errors_"),
-                            marker_color=_PALETTE[i % len(_PALETTE)]) for i, kind in enumerate(kinds)])
-    fig.update_layout(title=title, barmode="stack", xaxis_title="period (file taken in)",
-                      yaxis_title="rows with the error", legend_title_text="kind", height=350)
-    return fig
+    bars = [{"type": "bar", "x": dq["period"], "y": dq[kind], "name": kind.removeprefix("errors_"),
+             "marker": {"color": _PALETTE[i % len(_PALETTE)]}} for i, kind in enumerate(kinds)]
+    return _figure(bars, _dq_layout(title, "rows with the error", barmode="stack", legend={"title": {"text": "kind"}}))
 
 
 def plot_criticality(dq: pd.DataFrame) -> go.Figure:
@@ -1072,11 +1181,9 @@ def plot_criticality(dq: pd.DataFrame) -> go.Figure:
     if dq.empty:
         return _empty_figure(title, "period", "files", NO_FILES)
     colours = {"low": COLOURS["green"], "medium": COLOURS["orange"], "high": COLOURS["red"]}
-    fig = go.Figure([go.Bar(x=dq["period"], y=dq[f"criticality_{c}"], name=c, marker_color=colours[c])
-                     for c in CRITICALITIES])
-    fig.update_layout(title=title, barmode="stack", xaxis_title="period (file taken in)", yaxis_title="files",
-                      legend_title_text="criticality", height=350)
-    return fig
+    bars = [{"type": "bar", "x": dq["period"], "y": dq[f"criticality_{c}"], "name": c, "marker": {"color": colours[c]}}
+            for c in CRITICALITIES]
+    return _figure(bars, _dq_layout(title, "files", barmode="stack", legend={"title": {"text": "criticality"}}))
 
 
 def plot_files(intake: pd.DataFrame, thresholds: Thresholds | None = None) -> go.Figure:
@@ -1088,18 +1195,19 @@ def plot_files(intake: pd.DataFrame, thresholds: Thresholds | None = None) -> go
     thresholds = thresholds or Thresholds()
     colours = {"low": COLOURS["green"], "medium": COLOURS["orange"], "high": COLOURS["red"]}
     symbols = {"good": "circle", "mixed": "diamond", "bad": "x"}
-    fig = go.Figure()
+    traces = []
     for outcome in OUTCOMES:
         part = intake[intake["outcome"] == outcome]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["processed_at"], y=part["invalid_share"], mode="markers", name=outcome,
-            marker={"symbol": symbols[outcome], "size": 10,
-                    "color": [colours.get(c, "grey") for c in part["criticality"]]},
-            customdata=np.column_stack([part["file_name"], part["criticality"], part["rows_read"]]),
-            hovertemplate="%{customdata[0]}: %{y:.1%} of %{customdata[2]} rows, %{customdata[1]} criticality"))
-    fig.add_hline(y=thresholds.invalid_orange, line={"color": COLOURS["orange"], "dash": "dash"})
-    fig.update_layout(title=title, xaxis_title="taken in at", yaxis_title="invalid rows", yaxis_tickformat=".0%",
-                      legend_title_text="outcome (colour: criticality)", height=380)
-    return fig
+        traces.append({
+            "type": "scatter", "x": part["processed_at"], "y": part["invalid_share"], "mode": "markers",
+            "name": outcome, "marker": {"symbol": symbols[outcome], "size": 10,
+                                        "color": [colours.get(c, "grey") for c in part["criticality"]]},
+            "customdata": np.column_stack([part["file_name"], part["criticality"], part["rows_read"]]),
+            "hovertemplate": "%{customdata[0]}: %{y:.1%} of %{customdata[2]} rows, %{customdata[1]} criticality"})
+    return _figure(traces, {
+        "title": {"text": title}, "xaxis": {"title": {"text": "taken in at"}},
+        "yaxis": {"title": {"text": "invalid rows"}, "tickformat": ".0%"}, "height": 380,
+        "legend": {"title": {"text": "outcome (colour: criticality)"}},
+        "shapes": [_hline(thresholds.invalid_orange, {"color": COLOURS["orange"], "dash": "dash"})]})
