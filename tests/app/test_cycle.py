@@ -61,3 +61,83 @@ def test_a_cycle_after_a_failed_one_is_not_skipped(settings, tmp_path, capsys):
     # nothing in the inbox, but the failed cycle's work is owed: it is not skipped (and refuses: no model here)
     assert cycle.operate(settings, tmp_path / "runs") == cycle.EXIT_REFUSED
     assert "there is none to refit" in capsys.readouterr().err
+
+
+# -- the monitoring notebook, run in the cycle's process -----------------------------------------------------
+@pytest.fixture
+def monitoring_task(settings, tmp_path):
+    """The cycle's ``monitoring`` task on an empty warehouse (no forecast, no file, no artifact: every
+    signal grey, every figure empty), with the ``forecast`` record it reads written as a cycle would."""
+    from datetime import datetime
+
+    with Warehouse.from_settings(settings):
+        pass
+    record = settings.products / "operate" / "forecast.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"model": "m", "model_version": "v1", "fitted_until": "2015-01-01", "logged": 0, "folded": 0}')
+    from ploomber.constants import TaskStatus
+
+    dag = cycle.make_cycle_dag(settings, "c1", datetime(2015, 1, 2))
+    dag.render(force=True, show_progress=False)
+    dag["forecast"].exec_status = TaskStatus.Skipped  # its record is there
+    return dag["monitoring"]
+
+
+def test_the_monitoring_notebook_runs_in_process_and_its_page_draws_every_figure(monitoring_task, settings, tmp_path):
+    import nbformat
+
+    from helpers.app.cycle_tasks import render_task
+
+    assert monitoring_task.executor == "ploomber-engine"  # no kernel: pipeline.operate.yaml
+    monitoring_task.build(force=True)
+    executed = nbformat.read(settings.products / "operate" / "monitoring.ipynb", as_version=4)
+    outputs = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error" or out.get("name") == "stderr"]
+    render_task(tmp_path / "site.json", {"monitoring": {"nb": str(settings.products / "operate" / "monitoring.ipynb")}},
+                monitoring_site=str(tmp_path / "monitoring"), reports=str(tmp_path / "reports"),
+                archive_dir=str(tmp_path / "archive"), run_parameters="{}")
+    page = (tmp_path / "monitoring" / "monitoring.html").read_text()
+    assert page.count("* plotly.js v") == 1  # the library once, embedded (no network needed)
+    assert page.count('class="plotly-graph-div"') == 13 and "is not able to be represented" not in page
+    assert "Forecast error over time" in page and "Every file taken in" in page
+
+
+def test_an_error_or_a_warning_in_the_monitoring_notebook_is_not_lost(monitoring_task, settings, monkeypatch):
+    import sys
+    import warnings
+
+    import nbformat
+    from ploomber.exceptions import TaskBuildError
+
+    from helpers.operate import monitoring
+
+    def warns(signals):
+        warnings.warn("a warning from the monitoring notebook", UserWarning)
+        return "summary"
+
+    # A warning is an error under the test suite's filters, in this process as anywhere in it.
+    monkeypatch.setattr(monitoring, "summary", warns)
+    with pytest.raises(TaskBuildError):
+        monitoring_task.build(force=True)
+    # In a cycle (the default filters, and the executor leaves warnings alone) it is kept in the
+    # notebook as its stderr, as a kernel kept it.
+    assert "catch_warnings=False" in repr(monitoring_task.dag.executor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        # to stderr as in a plain process (pytest records warnings instead)
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        monitoring_task.build(force=True)
+    executed = nbformat.read(settings.products / "operate" / "monitoring.ipynb", as_version=4)
+    stderr = [out.text for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
+              if out.get("name") == "stderr"]
+    assert len(stderr) == 1 and "a warning from the monitoring notebook" in stderr[0]
+
+    def fails(signals):
+        raise RuntimeError("a broken monitoring notebook")
+
+    monkeypatch.setattr(monitoring, "summary", fails)
+    with pytest.raises(TaskBuildError) as error:
+        monitoring_task.build(force=True)
+    assert "a broken monitoring notebook" in str(error.value.__cause__) or "a broken monitoring notebook" in str(
+        error.getrepr())

@@ -108,6 +108,10 @@ def render_notebook(path: Path, out_dir: Path, name: str | None = None,
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:  # ploomber-engine leaves an empty result after a figure it displayed
+        if cell.cell_type == "code":
+            cell.outputs = [out for out in cell.outputs
+                            if out.output_type not in ("execute_result", "display_data") or out.get("data")]
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
