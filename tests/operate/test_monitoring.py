@@ -492,3 +492,20 @@ def test_figures_draw_the_latest_versions_and_the_drift_summary_reads_for_people
     assert summary["PSI"].iloc[0] == float(f"{summary['PSI'].iloc[0]:.3g}")
     assert m.drift_summary(m.drift(pd.DataFrame(columns=["ts"]), None, 28)).empty
     assert m.default_artifact(load_settings()).parts[-2:] == ("model", "forecast_artifact.json")
+
+
+def test_subplot_figures_are_laid_out_as_make_subplots_lays_them_out():
+    frame, _, drifted, _ = busy_month()
+    errors = m.plot_error_over_time(m.error_over_time(frame)).layout
+    assert [errors[f"xaxis{k}"].matches for k in ("", 2, 3, 4)] == ["x4", "x4", "x4", None]  # shared x
+    assert errors.yaxis.domain == (0.7875, 1.0) and errors.yaxis4.domain == (0.0, 0.2125)  # row 1 on top
+    assert errors.shapes[0].yref == "y4" and errors.shapes[0].xref == "x4 domain"  # zero under the bias
+    coverage = m.plot_coverage_over_time(m.coverage_over_time(frame), T).layout
+    assert coverage.yaxis2.matches == "y" and coverage.xaxis2.domain == (0.55, 1.0)
+    assert [a.text for a in coverage.annotations] == ["80% intervals", "95% intervals"]
+    levels = [(s.yref, round(s.y0, 9)) for s in coverage.shapes]  # each level, and its orange line below
+    assert levels == [("y", 0.8), ("y", 0.7), ("y2", 0.95), ("y2", 0.85)]
+    profile = m.plot_seasonal_profile(drifted)
+    assert [t.yaxis for t in profile.data] == ["y"] * 4 + ["y2"] * 4
+    assert [(s.type, s.xref, s.yref) for s in profile.layout.shapes] == [("rect", "x", "y domain"),
+                                                                      ("rect", "x2", "y2 domain")]
