@@ -64,6 +64,17 @@ def test_report_pymc_part_and_a_revenue_model_without_payers():
     assert "'control', 'b' have fewer than 20 paying users (ab_min_payers)" in few.show("revenue_diagnostics").data
 
 
+def test_without_pymc_the_report_says_the_models_were_left_out_and_how_to_fit_them():
+    from dataclasses import replace
+
+    report = abreport.analyse(experiment_data([("control", 2000, 200), ("b", 2000, 240)]), replace(FAST, pymc=False))
+    abreport.run_pymc(report)
+    for part in ("conversion_diagnostics", "cross_check", "pymc_conversion", "revenue_diagnostics"):
+        assert report.get(part) is None
+        assert "ab_pymc is false; set ab_pymc: true in env.yaml or HELPERS_AB_PYMC=true" in report.show(part).data
+    assert report.get("conversion") is not None  # the closed form is all there
+
+
 def test_the_report_tests_the_sample_ratio_against_the_planned_split():
     """A 70/30 experiment delivered exactly 7000/3000 is healthy; the old report tested every
     experiment against equal shares and flagged it (chi-square 1600)."""

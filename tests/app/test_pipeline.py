@@ -20,7 +20,8 @@ from helpers.app.pipeline import build, main
 from helpers.warehouse import Warehouse
 from tests.support import DQ
 
-#: Two small experiments (an A/A and an A/B), lighter sampling: the A/B analysis itself is tested in tests/ab.
+#: Two small experiments (an A/A and an A/B) without the PyMC models (~15 s a notebook): the A/B analysis
+#: itself is tested in tests/ab, and nbval runs the notebook with them on the default data.
 SMALL_EXPERIMENTS = {
     "HELPERS_AB_EXPERIMENTS": '{"small_aa": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
                               '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
@@ -28,7 +29,7 @@ SMALL_EXPERIMENTS = {
                               '"small_ab": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
                               '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
                               '"better": {"rate": 0.13, "order_value": 30}}}}',
-    "HELPERS_AB_PYMC_DRAWS": "100", "HELPERS_AB_PYMC_CHAINS": "2", "HELPERS_AB_DRAWS": "2000",
+    "HELPERS_AB_PYMC": "false", "HELPERS_AB_DRAWS": "2000",
 }
 
 

@@ -24,12 +24,13 @@ class ABConfig:
     pymc_chains: int = 4
     burn_in_days: int = 2
     min_payers: int = 20
+    pymc: bool = True  # fit the PyMC models (slow); false: the report says they were left out
 
     @classmethod
     def from_settings(cls, settings) -> ABConfig:
         return cls(settings.ab_rope, settings.ab_mde, settings.ab_alpha, settings.ab_power, settings.ab_draws,
                    settings.ab_seed, settings.ab_pymc_draws, settings.ab_pymc_chains, settings.ab_burn_in_days,
-                   settings.ab_min_payers)
+                   settings.ab_min_payers, settings.ab_pymc)
 
 
 class NotAnalysable(Exception):

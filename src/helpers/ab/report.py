@@ -130,6 +130,12 @@ def analyse(data: ExperimentData, config: ABConfig) -> ABReport:
 def run_pymc(report: ABReport) -> None:
     """The PyMC cross-check of the conversion model and the PyMC revenue model (slow part)."""
     summary, config = report.data.summary, report.config
+    if not config.pymc:
+        why = ("the PyMC models were not fitted (ab_pymc is false; set ab_pymc: true in env.yaml or "
+               "HELPERS_AB_PYMC=true to fit them)")
+        report.messages += [f"{part}: {why}" for part in ("conversion_diagnostics", "cross_check", "pymc_conversion",
+                                                          "revenue_diagnostics")]
+        return
     try:
         idata = mcmc.pymc_conversion(summary, config)
         report.parts["pymc_conversion"] = idata

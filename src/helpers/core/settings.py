@@ -221,6 +221,7 @@ class Settings:
     ab_draws: int
     ab_pymc_draws: int
     ab_pymc_chains: int
+    ab_pymc: bool
     inbox_dir: Path
     archive_dir: Path
     forecast_log_dir: Path
@@ -367,6 +368,7 @@ def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "ab_draws": _whole(raw, "ab_draws", 1000),
         "ab_pymc_draws": _whole(raw, "ab_pymc_draws", 100),
         "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 2, why="R-hat, the convergence check, compares chains"),
+        "ab_pymc": _flag(raw, "ab_pymc"),
     }
 
 
