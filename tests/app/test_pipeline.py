@@ -20,8 +20,8 @@ from helpers.app.pipeline import build, main
 from helpers.warehouse import Warehouse
 from tests.support import DQ
 
-#: Two small experiments (an A/A and an A/B) without the PyMC models (~15 s a notebook): the A/B analysis
-#: itself is tested in tests/ab, and nbval runs the notebook with them on the default data.
+#: Two small experiments (an A/A and an A/B), without the PyMC models as the test profile has it
+#: (~15 s a notebook): the A/B analysis itself, PyMC included, is tested in tests/ab.
 SMALL_EXPERIMENTS = {
     "HELPERS_AB_EXPERIMENTS": '{"small_aa": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
                               '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
