@@ -39,9 +39,9 @@ def pytest_unconfigure(config):
 
 def pytest_collection_modifyitems(session, config, items):
     """Longest first: files with tests marked ``slow`` (most of them first), then the notebooks
-    (nbval), then the rest, each file kept whole and in collection order. ``make test`` hands whole files to the
-    xdist workers in this order (``--dist loadfile --no-loadscope-reorder``), so a long file
-    does not start last and leave one worker running it alone."""
+    (nbval), then the rest, each file kept whole and in collection order. ``make test`` hands
+    whole files to the xdist workers in this order (``--dist loadfile --no-loadscope-reorder``),
+    so a long file does not start last and leave one worker running it alone."""
     def rank(item) -> int:
         if item.get_closest_marker("slow"):
             return 0
@@ -50,7 +50,8 @@ def pytest_collection_modifyitems(session, config, items):
     files: dict[Path, tuple[int, int]] = {}
     for item in items:
         best, slow = files.get(item.path, (2, 0))
-        files[item.path] = (min(best, rank(item)), slow - (rank(item) == 0))
+        this = rank(item)
+        files[item.path] = (min(best, this), slow - (this == 0))
     order = {path: (*files[path], position) for position, path in enumerate(files)}
     items.sort(key=lambda item: order[item.path])  # stable: collection order within a file
 

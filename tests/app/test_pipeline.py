@@ -29,7 +29,7 @@ SMALL_EXPERIMENTS = {
                               '"small_ab": {"start": "2026-09-14", "days": 7, "users_per_day": 400, '
                               '"control": "control", "variants": {"control": {"rate": 0.1, "order_value": 30}, '
                               '"better": {"rate": 0.13, "order_value": 30}}}}',
-    "HELPERS_AB_PYMC": "false", "HELPERS_AB_DRAWS": "2000",
+    "HELPERS_AB_DRAWS": "2000",
 }
 
 
