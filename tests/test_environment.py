@@ -10,7 +10,7 @@ import yaml
 from helpers.core.paths import project_root
 
 #: conda-forge package name -> PyPI name, where they differ.
-CONDA_TO_PYPI = {"python-duckdb": "duckdb"}
+CONDA_TO_PYPI = {"python-duckdb": "duckdb", "prometheus_client": "prometheus-client"}
 
 
 def _pyproject_pins() -> dict[str, str]:
