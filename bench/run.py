@@ -21,7 +21,8 @@ the obvious alternative measured in the same run:
   same request through the ASGI app with no network or HTTP parsing, and the same load with
   the forecast log off (``--no-forecast-log``) and on (``forecast_log``: both runs, the rows
   the log holds afterwards, the cost of logging), the same with the Prometheus metrics off
-  (``--no-metrics``; ``metrics``), and with every optional feature off (``make_serve_bare``);
+  (``--no-metrics``; ``metrics``; with metrics on, ``/metrics`` is scraped every 5 s during the
+  load), and with every optional feature off (``make_serve_bare``);
   in process, the request through FastAPI's whole stack (``in_process_asgi_through_fastapi``,
   the direct path off), without metrics, and what recording one request's metrics costs
   (``metrics_recording``: the service's plain counters against prometheus-client's own
@@ -341,15 +342,18 @@ def _serving(command: list[str], env: dict[str, str]) -> Iterator[tuple[str, Any
 
 
 def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
-                 seconds: int, connections: int, env: dict[str, str] | None = None) -> dict:
+                 seconds: int, connections: int, env: dict[str, str] | None = None,
+                 scrape_seconds: float | None = None) -> dict:
     """Start the service with ``command`` on a free port (``env`` added to its environment),
-    check one answer, then load it with wrk.
+    check one answer, then load it with wrk; ``scrape_seconds``: meanwhile GET /metrics that
+    often, as Prometheus would (the scrapes are counted in the result).
 
     Beside wrk's numbers: the server's CPU time per request over the measured run and the
     second after it (the forecast log's last batch), which other processes on the machine
     do not change the way they change requests/s and latency.
     """
     import subprocess
+    import threading
     import urllib.request
 
     import orjson
@@ -362,11 +366,24 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
         subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
         time.sleep(1.2)
         cpu_before = _cpu_seconds(server.pid)
+        stop, scrapes = threading.Event(), []
+
+        def scrape() -> None:
+            while not stop.wait(scrape_seconds):
+                scrapes.append(len(urllib.request.urlopen(f"{url}/metrics", timeout=5).read()))
+
+        scraper = threading.Thread(target=scrape, daemon=True)
+        if scrape_seconds:
+            scraper.start()
         done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+        stop.set()
+        if scrape_seconds:
+            scraper.join(10)
         time.sleep(1.2)
         cpu = _cpu_seconds(server.pid) - cpu_before
     result = parse_wrk(done.stdout)
-    return {**result, "server_cpu_per_request_s": cpu / result["requests"], "output": done.stdout}
+    extra = {"metrics_scrapes": len(scrapes), "scrape_every_s": scrape_seconds} if scrape_seconds else {}
+    return {**result, "server_cpu_per_request_s": cpu / result["requests"], **extra, "output": done.stdout}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -491,7 +508,10 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
                 "make_serve_no_metrics": [*serve, "--no-metrics"], "make_serve_bare": [*serve, *FEATURES_OFF],
                 "uvicorn_asyncio_h11": plain}
     for name, command in variants.items():
-        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections, env)
+        # with metrics on, scraped 3 times as often as ops/prometheus/prometheus.yml's 15 s
+        scrape = 5.0 if name in ("make_serve", "make_serve_no_log") else None
+        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections, env,
+                                  scrape_seconds=scrape)
         if name == "make_serve":  # what the log holds once the service has stopped (it closes its file)
             logged = _logged_rows(log_dir)
             shutil.rmtree(log_dir, ignore_errors=True)
