@@ -1,9 +1,9 @@
 """Prometheus metrics of the forecast service, served at ``GET /metrics`` (:mod:`helpers.app.service`).
 
-A request only adds to plain ints and floats (:class:`ServiceMetrics`: about 0.5 us for the
-usual ``POST /predict``, against about 4 us for prometheus-client's own counter and histogram
-children, both measured by ``bench/run.py --only service``); a scrape turns them into metric
-families (:meth:`ServiceMetrics.collect`). Everything runs in the event loop's thread, so
+A request only adds to plain ints and floats (:class:`ServiceMetrics`: 1.2 to 2.5 us for the
+usual ``POST /predict``, against 5.0 to 8.1 us for prometheus-client's own counter and histogram
+children, in two runs of ``bench_metrics_recording`` in ``bench/run.py`` on a loaded machine);
+a scrape turns them into metric families (:meth:`ServiceMetrics.collect`). Everything runs in the event loop's thread, so
 nothing needs a lock. Exposed, in the text format 0.0.4:
 
 - ``http_requests_total{route, status}``: requests answered; ``route`` is one of
