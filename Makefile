@@ -14,7 +14,7 @@ help:
 	@echo "make test   - install (if needed), run the whole test suite (pytest + nbval)"
 	@echo "make cov    - the whole test suite under coverage; fails below 90% of src/helpers"
 	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json"
-	@echo "make serve  - serve the forecast artifact on http://127.0.0.1:8000 (POST /predict)"
+	@echo "make serve  - serve the forecast artifact on http://127.0.0.1:8000 (POST /predict, GET /metrics)"
 	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
 	@echo "make operate - one operating cycle: inbox -> refit -> forecast log -> monitoring -> alerts"
 	@echo "make replay - replay the data after REPLAY_TRAIN_UNTIL week by week through the cycle, into replay/"
@@ -32,11 +32,20 @@ $(STAMP): pyproject.toml requirements/constraints.txt | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian programs the benchmarks and the browser check use (wrk, chromium); installed when missing.
+# Debian programs the benchmarks and tests use, each installed only when missing: wrk (make bench),
+# chromium (the browser check), prometheus and promtool (the alerting rules' tests and the scrape
+# test, tests/app/test_prometheus.py). Prometheus comes without its recommended node exporter,
+# and the server its package starts on a systemd host is stopped and disabled: the tests start
+# their own on a free port.
 tools:
-	@command -v wrk > /dev/null && command -v chromium > /dev/null || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk chromium > /dev/null; }
+	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); missing=""; prometheus=""; \
+	for tool in wrk chromium; do command -v $$tool > /dev/null || missing="$$missing $$tool"; done; \
+	command -v prometheus > /dev/null && command -v promtool > /dev/null || prometheus=prometheus; \
+	[ -z "$$missing$$prometheus" ] || $$SUDO apt-get update -qq || exit 1; \
+	[ -z "$$missing" ] || DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing > /dev/null || exit 1; \
+	[ -z "$$prometheus" ] || { \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus > /dev/null || exit 1; \
+	  [ ! -d /run/systemd/system ] || $$SUDO systemctl disable --now prometheus > /dev/null 2>&1 || true; }
 
 # The programs exit 0 ok, 1 failed, 2 refused input, 3 busy / warehouse unavailable (README, Exit codes).
 # GNU make itself exits 2 whenever a recipe fails and only names the program's code in its

@@ -20,8 +20,13 @@ the obvious alternative measured in the same run:
   httptools): requests/s, p50/p99 latency, errors; beside it the in-process cost of the
   same request through the ASGI app with no network or HTTP parsing, and the same load with
   the forecast log off (``--no-forecast-log``) and on (``forecast_log``: both runs, the rows
-  the log holds afterwards, the cost of logging), and the in-process request through
-  FastAPI's whole stack (``in_process_asgi_through_fastapi``, the direct path off).
+  the log holds afterwards, the cost of logging), the same with the Prometheus metrics off
+  (``--no-metrics``; ``metrics``; with metrics on, ``/metrics`` is scraped every 5 s during the
+  load), and with every optional feature off (``make_serve_bare``);
+  in process, the request through FastAPI's whole stack (``in_process_asgi_through_fastapi``,
+  the direct path off), without metrics, and what recording one request's metrics costs
+  (``metrics_recording``: the service's plain counters against prometheus-client's own
+  counter and histogram children).
 - the endpoint's memory under large bodies (``--only service_memory``): eight connections
   send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
   300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
@@ -337,15 +342,18 @@ def _serving(command: list[str], env: dict[str, str]) -> Iterator[tuple[str, Any
 
 
 def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes, wrk: str, script: Path,
-                 seconds: int, connections: int, env: dict[str, str] | None = None) -> dict:
+                 seconds: int, connections: int, env: dict[str, str] | None = None,
+                 scrape_seconds: float | None = None) -> dict:
     """Start the service with ``command`` on a free port (``env`` added to its environment),
-    check one answer, then load it with wrk.
+    check one answer, then load it with wrk; ``scrape_seconds``: meanwhile GET /metrics that
+    often, as Prometheus would (the scrapes are counted in the result).
 
     Beside wrk's numbers: the server's CPU time per request over the measured run and the
     second after it (the forecast log's last batch), which other processes on the machine
     do not change the way they change requests/s and latency.
     """
     import subprocess
+    import threading
     import urllib.request
 
     import orjson
@@ -358,11 +366,24 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
         subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
         time.sleep(1.2)
         cpu_before = _cpu_seconds(server.pid)
+        stop, scrapes = threading.Event(), []
+
+        def scrape() -> None:
+            while not stop.wait(scrape_seconds):
+                scrapes.append(len(urllib.request.urlopen(f"{url}/metrics", timeout=5).read()))
+
+        scraper = threading.Thread(target=scrape, daemon=True)
+        if scrape_seconds:
+            scraper.start()
         done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+        stop.set()
+        if scrape_seconds:
+            scraper.join(10)
         time.sleep(1.2)
         cpu = _cpu_seconds(server.pid) - cpu_before
     result = parse_wrk(done.stdout)
-    return {**result, "server_cpu_per_request_s": cpu / result["requests"], "output": done.stdout}
+    extra = {"metrics_scrapes": len(scrapes), "scrape_every_s": scrape_seconds} if scrape_seconds else {}
+    return {**result, "server_cpu_per_request_s": cpu / result["requests"], **extra, "output": done.stdout}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -384,6 +405,53 @@ def _served_artifact(tmp: Path) -> Path:
         build(test)
         artifact = test.products / "model" / "forecast_artifact.json"
     return artifact
+
+
+#: ``python -m helpers.app.service`` flags that turn every optional per-request feature off.
+FEATURES_OFF = ("--no-forecast-log", "--no-metrics")
+
+
+def bench_metrics_recording(repeat: int, number: int = 100_000) -> dict:
+    """Per-request cost of the metrics of one ordinary ``POST /predict`` (a count by route and
+    status, a latency observation, a count and days by model), in microseconds: the service's
+    :class:`helpers.app.metrics.ServiceMetrics` against prometheus-client's own ``Counter`` and
+    ``Histogram`` with their label children bound once, and the two clock reads alone."""
+    import timeit
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from helpers.app.metrics import BUCKETS, ServiceMetrics
+
+    clock = time.perf_counter
+    plain = ServiceMetrics(lambda: None, Path(os.devnull))
+    registry = CollectorRegistry()
+    requests = Counter("http_requests", "", ["route", "status"], registry=registry).labels("/predict", "200")
+    latency = Histogram("http_request_duration_seconds", "", ["route"], buckets=BUCKETS,
+                        registry=registry).labels("/predict")
+    predictions = Counter("forecast_predictions", "", ["model"], registry=registry).labels("ensemble")
+    days = Counter("forecast_days_served", "", ["model"], registry=registry).labels("ensemble")
+
+    def service_metrics() -> None:
+        started = clock()
+        plain.served("ensemble", 14)
+        plain.answered(started)
+
+    def client_children() -> None:
+        started = clock()
+        predictions.inc()
+        days.inc(14)
+        requests.inc()
+        latency.observe(clock() - started)
+
+    def clock_only() -> None:
+        started = clock()
+        clock() - started
+
+    def per_call_us(fn: Callable[[], None]) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=max(repeat, 3))) / number * 1e6
+
+    return {"service_metrics_us": per_call_us(service_metrics), "prometheus_client_children_us":
+            per_call_us(client_children), "clock_reads_only_us": per_call_us(clock_only), "calls": number}
 
 
 def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connections: int = 16) -> dict:
@@ -418,6 +486,9 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     app.direct = False  # the same request through FastAPI's stack (the route, pydantic), as before the direct path
     in_process_fastapi = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
     app.direct = True
+    app.metrics, metrics = None, app.metrics
+    in_process_unmetered = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
+    app.metrics = metrics
     app.state.log = ForecastLogWriter(tmp / "in_process_log")
     in_process_logged = timed(lambda: _asgi_call(app, body), max(repeat, 1) * 700)
     queued = app.state.log.pending
@@ -433,24 +504,32 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
     log_dir = tmp / "forecast_log"
     env = {"HELPERS_FORECAST_LOG_DIR": str(log_dir)}
     runs = {}
-    for name, command in {"make_serve_no_log": [*serve, "--no-forecast-log"], "make_serve": serve,
-                          "uvicorn_asyncio_h11": plain}.items():
-        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections, env)
+    variants = {"make_serve_no_log": [*serve, "--no-forecast-log"], "make_serve": serve,
+                "make_serve_no_metrics": [*serve, "--no-metrics"], "make_serve_bare": [*serve, *FEATURES_OFF],
+                "uvicorn_asyncio_h11": plain}
+    for name, command in variants.items():
+        # with metrics on, scraped 3 times as often as ops/prometheus/prometheus.yml's 15 s
+        scrape = 5.0 if name in ("make_serve", "make_serve_no_log") else None
+        runs[name] = _load_server(command, str(artifact), body, payload, wrk, script, seconds, connections, env,
+                                  scrape_seconds=scrape)
         if name == "make_serve":  # what the log holds once the service has stopped (it closes its file)
             logged = _logged_rows(log_dir)
             shutil.rmtree(log_dir, ignore_errors=True)
-    loaded, unlogged = runs["make_serve"], runs["make_serve_no_log"]
+    loaded, unlogged, unmetered = runs["make_serve"], runs["make_serve_no_log"], runs["make_serve_no_metrics"]
     served_rows = (loaded["requests"] + 1) * len(request_days(request))  # + the check; warm-up below
     keys = ("requests_per_s", "p50_s", "p99_s", "server_cpu_per_request_s", "socket_errors", "non_2xx")
     return {
         "request": request, "artifact": str(artifact),
         "server": "uvicorn, 1 worker, uvloop + httptools (each response in one write), POST /predict answered "
-                  "before FastAPI's stack from serialised answers kept per day range",
+                  "before FastAPI's stack from serialised answers kept per day range; make_serve: forecast log and "
+                  "metrics on",
         "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
         "in_process_asgi_through_fastapi": in_process_fastapi,
         "in_process_asgi_queueing_the_log": {**in_process_logged, "queued": queued},
+        "in_process_asgi_without_metrics": in_process_unmetered,
+        "metrics_recording": bench_metrics_recording(repeat),
         "forecast_log": {
             "with_log": {k: loaded[k] for k in keys}, "without_log": {k: unlogged[k] for k in keys},
             "requests_per_s_change": loaded["requests_per_s"] / unlogged["requests_per_s"] - 1,
@@ -460,8 +539,17 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
             # the log also holds the 2 s warm-up's requests: at least every measured request is there
             "rows_logged": logged, "rows_of_measured_requests": served_rows,
         },
+        "metrics": {
+            "with_metrics": {k: loaded[k] for k in keys}, "without_metrics": {k: unmetered[k] for k in keys},
+            "requests_per_s_change": loaded["requests_per_s"] / unmetered["requests_per_s"] - 1,
+            "p99_change_s": loaded["p99_s"] - unmetered["p99_s"],
+            "server_cpu_per_request_change": (loaded["server_cpu_per_request_s"]
+                                              / unmetered["server_cpu_per_request_s"] - 1),
+        },
         "target_met": bool(_meets_target(loaded)),
         "target_met_without_log": bool(_meets_target(unlogged)),
+        "target_met_without_metrics": bool(_meets_target(unmetered)),
+        "target_met_bare": bool(_meets_target(runs["make_serve_bare"])),
         "wrk_output": loaded["output"],
     }
 

@@ -8,6 +8,7 @@ real webhook receiver started here, and every row of every file must be accounte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 
 from helpers.app import replay
 from helpers.operate import monitoring
+from helpers.operate.signal_snapshot import SIGNALS_NAME, SignalSnapshotReader
 from helpers.warehouse import Warehouse
 from tests.servers import smtp_server, webhook_server
 
@@ -88,6 +90,14 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     assert any("accuracy" in post["text"].lower() for post in hook.payloads)
     texts = [post["text"] for post in hook.payloads]
     assert len(texts) == len(set(texts))
+    # the last cycle's signals, for the service's GET /metrics: as alerts.json has them
+    snapshot = SignalSnapshotReader(tmp_path / "replay" / "forecast_log" / SIGNALS_NAME).read()
+    judged = json.loads((tmp_path / "replay" / "products" / "operate" / "alerts.json").read_text())["signals"]
+    assert [(s.key, s.status, s.value) for s in snapshot.signals] == [(s["key"], s["status"], s["value"])
+                                                                      for s in judged]
+    assert any(s.key.startswith("accuracy:") and s.status in ("orange", "red") for s in snapshot.signals)
+    assert snapshot.series_id == "planted" and pd.Timestamp(snapshot.as_of) == raw["ts"].max().ceil("1D")  # arrived
+    assert snapshot.last_actual == pd.Timestamp(raw["ts"].max().date(), tz="UTC").timestamp()
     site = tmp_path / "replay" / "monitoring"
     assert (site / "index.html").exists() and (site / "monitoring.html").exists()
     assert "planted-002" in (site / "index.html").read_text()

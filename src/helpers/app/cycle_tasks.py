@@ -16,7 +16,7 @@ from helpers.core.files import write_atomic
 from helpers.core.provenance import stamp
 from helpers.core.settings import load_settings
 from helpers.forecast.artifact import write_artifact
-from helpers.operate import alerts, forecast_log, intake, monitoring, refit
+from helpers.operate import alerts, forecast_log, intake, monitoring, refit, signal_snapshot
 from helpers.publish import release
 from helpers.publish.site import index_sections, render_notebook, site_link, write_index
 from helpers.warehouse import Warehouse
@@ -78,6 +78,7 @@ def conditions(signals: list[Any], files: list[dict[str, Any]], monitoring_site:
 
 def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_artifact: str, now: str) -> None:
     """Open, update or clear alerts from the monitoring signals and the files taken in; send the weekly summary.
+    The signals also go to ``<forecast_log_dir>/signals.json`` for the service's ``GET /metrics``.
 
     ``reference_artifact`` (the model comparison's) gives the cross-validated error and the
     training window the signals are judged against."""
@@ -85,7 +86,12 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
     moment = datetime.fromisoformat(now)
     channels = alerts.channels_from_settings(settings)
     with Warehouse.from_settings(settings) as warehouse:
-        signals = monitoring.current_signals(warehouse, settings, reference_artifact)
+        state = monitoring.current_state(warehouse, settings, reference_artifact)
+        signals = state.signals
+        # for the service's GET /metrics, before any alert is sent (a channel may be slow)
+        signal_snapshot.write_signal_snapshot(
+            settings.forecast_log_dir / signal_snapshot.SIGNALS_NAME, signals, series_id=settings.series_id,
+            as_of=moment, last_actual=state.last_actual, drift_ks_pvalues=state.drift_ks_pvalues)
         files = monitoring.intake_files(warehouse, settings.series_id)
         recent = files[files["processed_at"] > moment - timedelta(days=settings.monitor_window_days)]
         outcome = alerts.reconcile(warehouse, conditions(signals, recent.to_dict("records"), monitoring_site), moment,

@@ -14,7 +14,10 @@ ready-to-slice lists, so a request only validates its input, slices and serialis
 - ``GET /predictions?start_date=&end_date=&source=api|scheduled|all``: the forecasts issued
   for target days in that range, by the endpoint (api) and by the cycles (scheduled), with the
   actual value where the last cycle knew it (``helpers.operate.forecast_log``);
-- ``GET /health``: liveness, which artifact is served, and the forecast log's counts.
+- ``GET /health``: liveness, which artifact is served, and the forecast log's counts;
+- ``GET /metrics``: Prometheus metrics (:mod:`helpers.app.metrics`): requests by route and
+  status, latency, predictions served, the served model, the last data and the last cycle's
+  monitoring signals. ``--no-metrics`` turns them off (benchmarks).
 
 Every forecast ``/predict`` serves is logged (``helpers.operate.forecast_log``): the request
 only queues it; a task of the app writes the queue every ``forecast_log_flush_seconds`` to
@@ -44,6 +47,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Literal
 
 import orjson
@@ -52,8 +56,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from helpers.app.metrics import CONTENT_TYPE, ServiceMetrics
 from helpers.forecast.artifact import LEVELS, ArtifactError, load_artifact
 from helpers.operate.forecast_log import SOURCES, ForecastLogWriter, ForecastPath, PredictionReader
+from helpers.operate.signal_snapshot import SIGNALS_NAME
 
 ARTIFACT_ENV = "HELPERS_ARTIFACT"
 INTERVAL = ("lo-95", "hi-95")
@@ -338,13 +344,21 @@ class ForecastService(FastAPI):
 
     max_request_bytes: int = 64 << 10
     direct: bool = True  # the lifespan turns it off where FastAPI's telemetry is on
+    metrics: ServiceMetrics | None = None  # create_app's, unless metrics are off
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = perf_counter()
+        metrics = self.metrics if scope["type"] == "http" else None  # both paths count (the direct one by hand)
         if self.direct and scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST":
             receive = await self.predict_directly(scope, receive, send)
             if receive is None:
+                if metrics is not None:
+                    metrics.answered(started)
                 return
-        await super().__call__(scope, receive, send)
+        if metrics is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await metrics.count(super().__call__, scope, receive, send, started)
 
     async def predict_directly(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         """Answer the request if it is an ordinary one (see the class); otherwise return the
@@ -383,6 +397,8 @@ class ForecastService(FastAPI):
         log: ForecastLogWriter | None = self.state.log
         if log is not None:
             log.record(issued, i, j)  # queued only: written by the flusher
+        if self.metrics is not None:
+            self.metrics.served(issued.model, j - i)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
@@ -427,13 +443,14 @@ def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
 
 def create_app(artifact: str | Path | None = None, max_request_bytes: int | None = None,
                forecast_log_dir: str | Path | None = None, flush_seconds: float | None = None,
-               log_forecasts: bool = True, freeze_gc: bool = False) -> FastAPI:
+               log_forecasts: bool = True, freeze_gc: bool = False, metrics: bool = True) -> FastAPI:
     """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts.
 
     Request bodies above ``max_request_bytes`` (default: the setting) get 413 (:class:`BodyLimit`).
     Served forecasts are logged to ``forecast_log_dir`` every ``flush_seconds`` (default: the
     settings ``forecast_log_dir`` and ``forecast_log_flush_seconds``) unless ``log_forecasts``
-    is false; ``GET /predictions`` reads that folder either way.
+    is false; ``GET /predictions`` reads that folder either way. ``metrics`` counts requests and
+    serves ``GET /metrics``, with the monitoring signals the cycles write to that folder.
 
     ``freeze_gc`` (the service's own process, :func:`main`): once the artifact is loaded, the
     objects that exist then (modules, the app, the artifact's lists) are moved out of the
@@ -477,6 +494,14 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
                           description="Daily electricity demand forecasts from the model-comparison artifact.")
     app.max_request_bytes = max_request_bytes
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    if metrics:
+        app.metrics = ServiceMetrics(lambda: getattr(app.state, "forecasts", None),
+                                     Path(forecast_log_dir) / SIGNALS_NAME)
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            """Prometheus metrics in the text format 0.0.4 (:mod:`helpers.app.metrics`)."""
+            return Response(request.app.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> ORJSONBytes:
@@ -526,6 +551,8 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
                             f"{first}..{last}")
         if request.app.state.log is not None:
             request.app.state.log.record(served.issued, i, j)  # queued only: written by the flusher
+        if request.app.metrics is not None:
+            request.app.metrics.served(served.name, j - i)
         return Response(f.answer(served, i, j, body.include_confidence), media_type="application/json")
 
     @app.get("/predictions", response_class=ORJSONBytes, response_model=PredictionsResponse,
@@ -623,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-forecast-log", action="store_true",
                         help="do not log served forecasts (to measure what logging costs)")
+    parser.add_argument("--no-metrics", action="store_true",
+                        help="do not count requests nor serve GET /metrics (to measure what metrics cost)")
     args = parser.parse_args(argv)
     artifact = args.artifact or default_artifact()
     try:
@@ -632,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    app = create_app(artifact, log_forecasts=not args.no_forecast_log, freeze_gc=True)
+    app = create_app(artifact, log_forecasts=not args.no_forecast_log, freeze_gc=True, metrics=not args.no_metrics)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http=http_protocol(), log_level="warning",
                 access_log=False)
     return 0

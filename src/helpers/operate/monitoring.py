@@ -729,8 +729,25 @@ def cycle_provenance(forecast_record: str | Path | None) -> dict[str, str] | Non
             "forecasts logged": f"{record['logged']} scheduled, {record['folded']} served by the API folded in"}
 
 
-def current_signals(warehouse: Warehouse, settings: Settings, artifact: str | Path) -> list[Signal]:
-    """Every signal now, computed as the monitoring notebook computes them (a cycle's alerts use these).
+@dataclass(frozen=True)
+class CurrentState:
+    """What a cycle judges: every signal, the drift behind the drift signals, and the last day
+    of the daily series (the last actual value the forecasts are judged against; None without data)."""
+
+    signals: list[Signal]
+    drift: DriftResult
+    last_actual: pd.Timestamp | None
+
+    @property
+    def drift_ks_pvalues(self) -> dict[str, float]:
+        """The KS p-value of each variable whose drift was judged."""
+        table = self.drift.table
+        return {row.variable: float(row.ks_pvalue) for row in table[table["judged"].astype(bool)].itertuples()}
+
+
+def current_state(warehouse: Warehouse, settings: Settings, artifact: str | Path) -> CurrentState:
+    """Every signal now, computed as the monitoring notebook computes them (a cycle's alerts use
+    these), with the drift and the last day of data behind them.
 
     ``artifact`` gives the model's cross-validated error and the end of its training data
     (the drift reference): the artifact the model comparison made, not a refit of it.
@@ -739,9 +756,10 @@ def current_signals(warehouse: Warehouse, settings: Settings, artifact: str | Pa
     reference = load_reference(artifact)
     forecasts = forecasts_with_actuals(warehouse, settings.series_id)
     files = intake_files(warehouse, settings.series_id)
-    drifts = drift(warehouse.read_series("daily_series", settings.series_id), reference.training_end,
-                   thresholds.window_days)
-    return statuses(forecasts, reference, drifts, files, thresholds)
+    daily = warehouse.read_series("daily_series", settings.series_id)
+    drifts = drift(daily, reference.training_end, thresholds.window_days)
+    last = pd.Timestamp(daily["ts"].max()) if len(daily) else None
+    return CurrentState(statuses(forecasts, reference, drifts, files, thresholds), drifts, last)
 
 
 def status_table(signals: Sequence[Signal]) -> pd.DataFrame:
