@@ -358,12 +358,17 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
 
     import orjson
 
+    server_cpu, wrk_cpu = _pinning()
+    if server_cpu is not None:
+        command = ["taskset", "-c", str(server_cpu), *command]
     with _serving(command, {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, server):
         check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
         assert served == orjson.loads(expected), "the server and the in-process app disagree"
         load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
-        subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
+        if wrk_cpu is not None:
+            load = ["taskset", "-c", str(wrk_cpu), *load]
+        subprocess.run([*load[:-1], "-d2s", load[-1]], capture_output=True, check=True)  # warm-up
         time.sleep(1.2)
         cpu_before = _cpu_seconds(server.pid)
         stop, scrapes = threading.Event(), []
@@ -375,7 +380,7 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
         scraper = threading.Thread(target=scrape, daemon=True)
         if scrape_seconds:
             scraper.start()
-        done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+        done = subprocess.run([*load[:-1], f"-d{seconds}s", load[-1]], capture_output=True, text=True, check=True)
         stop.set()
         if scrape_seconds:
             scraper.join(10)
@@ -383,7 +388,20 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
         cpu = _cpu_seconds(server.pid) - cpu_before
     result = parse_wrk(done.stdout)
     extra = {"metrics_scrapes": len(scrapes), "scrape_every_s": scrape_seconds} if scrape_seconds else {}
+    extra["cpus"] = {"server": server_cpu, "wrk": wrk_cpu}
     return {**result, "server_cpu_per_request_s": cpu / result["requests"], **extra, "output": done.stdout}
+
+
+def _pinning() -> tuple[int | None, int | None]:
+    """The CPUs the server and wrk run on: one each when there are two or more (``taskset``), so
+    the load generator and the one worker under test do not take turns on the same core and
+    wrk's own scheduling delays stay out of the server's p99; ``(None, None)`` otherwise."""
+    import shutil
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return cpus[0], cpus[1]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -523,7 +541,8 @@ def bench_service(settings, repeat: int, tmp: Path, seconds: int = 20, connectio
         "server": "uvicorn, 1 worker, uvloop + httptools (each response in one write), POST /predict answered "
                   "before FastAPI's stack from serialised answers kept per day range; make_serve: forecast log and "
                   "metrics on",
-        "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
+        "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback"
+                + (", wrk and the server pinned to a CPU each (taskset)" if _pinning()[0] is not None else ""),
         "wrk": {name: {k: v for k, v in run.items() if k != "output"} for name, run in runs.items()},
         "in_process_asgi": in_process,
         "in_process_asgi_through_fastapi": in_process_fastapi,
