@@ -55,9 +55,13 @@ run: $(STAMP)
 
 # The whole suite: pytest-xdist spreads the test files over the cores (a file's tests, and a
 # notebook's cells, stay together), longest files first (conftest.py orders them).
+# One BLAS/OpenMP thread per process: xdist runs a worker per core already, and OpenBLAS's own
+# threads (two per process here) spin while waiting for each other, so two workers with two
+# threads each fight for two cores (a statsmodels fit took 60% more CPU with them).
 PYTEST := -m pytest -n auto --dist loadfile --no-loadscope-reorder
+ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: $(STAMP)
-	$(BIN)/python $(PYTEST)
+	$(ONE_THREAD) $(BIN)/python $(PYTEST)
 
 # The same suite under coverage, failing below 90% of src/helpers; CI runs it after make test.
 # It costs ~30% more CPU on Python 3.11, whose tracer sees every line. coverage run, not
@@ -65,7 +69,7 @@ test: $(STAMP)
 # itself (conftest.py) and `coverage combine` merges their data.
 cov: $(STAMP)
 	$(BIN)/python -m coverage erase
-	$(BIN)/python -m coverage run $(PYTEST)
+	$(ONE_THREAD) $(BIN)/python -m coverage run $(PYTEST)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report
 
