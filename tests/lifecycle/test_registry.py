@@ -238,6 +238,8 @@ def test_the_environment_names_a_team_store(monkeypatch, tmp_path):
     assert (team.tracking_uri, team.registry_uri, team.artifact_root) == ("http://mlflow.example:5000",) * 2 + (None,)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://registry.example:5000")
     assert Registry.from_settings(settings).store.registry_uri == "http://registry.example:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/team/runs.db")  # a file: artifacts beside it
+    assert Registry.from_settings(settings).store.artifact_root == tmp_path / "team" / "artifacts"
 
 
 # -- the command line: python -m helpers.lifecycle.registry (make models, make promote, make rollback) ------------

@@ -233,11 +233,13 @@ def check_reports(product: Any) -> None:
 
 
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
-                   max_fill_steps: str, profile: str) -> None:
+                   max_fill_steps: str, profile: str, source_file: str | None = None) -> None:
     """Fit the selected daily model, its ensemble members and the ensemble on all data; write the
-    artifact with the intervals the comparison chose to serve."""
+    artifact with the intervals the comparison chose to serve. ``source_file`` is the build's data
+    file, whose hash the artifact (and the registry's lineage) records."""
     settings = load_settings(series_id=series_id, warehouse_backend=warehouse_backend,
-                             warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile)
+                             warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile,
+                             source_file=source_file or None)
     config, record = comparison.read_selection(upstream["model_comparison"]["selection"])
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         view = load_series(warehouse, settings.series_id, "daily", max_fill_steps=settings.max_fill_steps)

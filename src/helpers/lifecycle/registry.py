@@ -111,7 +111,8 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
-        """The registry of ``settings`` (``mlflow_dir``, ``registry_model``; ``MLFLOW_*_URI`` win)."""
+        """The registry of ``settings``: anything with ``mlflow_dir``, ``mlflow_experiment`` and
+        ``registry_model`` (``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` win)."""
         return cls(Store.from_settings(settings), settings.registry_model)
 
     @property
