@@ -66,7 +66,8 @@ class RegistryError(ValueError):
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered version: its number, aliases, the run that made it, its lineage tags."""
+    """One registered version: its number, aliases, the run that made it, and its tags: the lineage
+    (:data:`LINEAGE`) and any other a person or a later step added (MLflow's own ``mlflow.*`` left out)."""
 
     version: int
     aliases: tuple[str, ...]

@@ -23,7 +23,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,8 +227,10 @@ def log_comparison(store: Store, selection_path: str | Path, artifact_path: str 
         metrics = [Metric(key, value, now, step) for key, value, step in comparison_metrics(record)]
         for batch in _batches(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=batch)
-        client.log_artifact(run_id, str(selection_path))
-        client.log_artifact(run_id, str(artifact_path))
+        with tempfile.TemporaryDirectory(prefix="tracking-") as tmp:  # under their usual names, whatever the paths
+            shutil.copyfile(selection_path, Path(tmp) / "selection.json")
+            shutil.copyfile(artifact_path, Path(tmp) / "forecast_artifact.json")
+            client.log_artifacts(run_id, tmp)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
