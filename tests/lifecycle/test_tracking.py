@@ -131,6 +131,7 @@ def test_the_ui_serves_the_local_store_on_localhost(tmp_path, monkeypatch, capsy
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
     assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "5123"
     assert command[command.index("--artifacts-destination") + 1] == str(tmp_path / "artifacts")
+    assert command[command.index("--workers") + 1] == "1"
     monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path))
     assert main(["uri"]) == 0 and capsys.readouterr().out.strip() == f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")

@@ -244,7 +244,8 @@ def ui_command(store: Store, port: int) -> list[str]:
         raise TrackingError(f"{TRACKING_ENV} points at {store.tracking_uri}: open that server's own UI; "
                             "make mlflow-ui serves a local store only (unset the variable to use it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri,
-               "--registry-store-uri", store.registry_uri, "--host", "127.0.0.1", "--port", str(port)]
+               "--registry-store-uri", store.registry_uri, "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]  # one person's UI: one worker starts in a third of the time of mlflow's default 4
     if store.artifact_root is not None:  # experiments made in the UI keep their artifacts beside ours
         command += ["--artifacts-destination", str(store.artifact_root)]
     return command
