@@ -367,11 +367,12 @@ class Registry:
             first = payload["models"][payload["selected_model"]]["forecast"]["ds"][0][:10]
             example = pd.DataFrame({"start_date": [first], "end_date": [first], "model": [payload["selected_model"]]})
             with tempfile.TemporaryDirectory(prefix="registry-model-") as tmp:
-                artifact = Path(tmp) / ARTIFACT_NAME
+                artifact, code = Path(tmp) / ARTIFACT_NAME, Path(tmp) / MODEL_CODE.name
                 shutil.copyfile(artifact_path, artifact)
+                shutil.copyfile(MODEL_CODE, code)  # MLflow runs the code it saves: a copy, not the package's module
                 local = Path(tmp) / "model"
                 mlflow.pyfunc.save_model(
-                    str(local), python_model=str(MODEL_CODE), artifacts={"forecast_artifact": str(artifact)},
+                    str(local), python_model=str(code), artifacts={"forecast_artifact": str(artifact)},
                     signature=_signature(), input_example=example,
                     pip_requirements=[f"mlflow=={mlflow.__version__}", f"pandas=={pd.__version__}"],
                     mlflow_model=Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
