@@ -223,8 +223,10 @@ def test_the_registration_check_fails_when_the_store_it_names_is_gone_or_changed
     register(folder, *comparison_products)
     product = folder / "registration.json"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@mlflow.example:5000")
-    with pytest.raises(ProductError, match="was registered in sqlite:///.*, but the environment now names http"):
+    with pytest.raises(ProductError, match="was registered in sqlite:///.*, but the environment now names "
+                                           "http://mlflow.example:5000;") as caught:
         check_registration(product)
+    assert "secret" not in str(caught.value)  # messages and files never show the password
     record = json.loads(product.read_text())
     product.write_text(json.dumps({**record, "registry_uri": "http://mlflow.example:5000"}))
     check_registration(product)  # the server it names, the password left out of the file

@@ -60,6 +60,13 @@ def import_mlflow() -> Any:
     return mlflow
 
 
+def without_credentials(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part, for messages and files others may read."""
+    scheme, sep, rest = uri.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else uri
+
+
 def _sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store."""
     prefix = "sqlite:///"
@@ -77,6 +84,16 @@ class Store:
     registry_uri: str
     experiment: str
     artifact_root: Path | None = None
+
+    @property
+    def where(self) -> str:
+        """The registry's URI as messages show it (no credentials)."""
+        return without_credentials(self.registry_uri)
+
+    @property
+    def runs_where(self) -> str:
+        """The tracking URI as messages show it (no credentials)."""
+        return without_credentials(self.tracking_uri)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Store:
@@ -123,7 +140,7 @@ class Store:
                 if experiment is None:
                     raise exc
         if experiment.lifecycle_stage == "deleted":
-            raise TrackingError(f"the MLflow experiment {self.experiment!r} in {self.tracking_uri} was deleted; "
+            raise TrackingError(f"the MLflow experiment {self.experiment!r} in {self.runs_where} was deleted; "
                                 "restore it in the MLflow UI or choose another name (set mlflow_experiment in "
                                 "env.yaml or HELPERS_MLFLOW_EXPERIMENT)")
         return experiment.experiment_id
@@ -241,7 +258,7 @@ def log_comparison(store: Store, selection_path: str | Path, artifact_path: str 
 def ui_command(store: Store, port: int) -> list[str]:
     """``mlflow ui`` on 127.0.0.1:``port`` over a local store (runs and registry)."""
     if _sqlite_file(store.tracking_uri) is None:
-        raise TrackingError(f"{TRACKING_ENV} points at {store.tracking_uri}: open that server's own UI; "
+        raise TrackingError(f"{TRACKING_ENV} points at {store.runs_where}: open that server's own UI; "
                             "make mlflow-ui serves a local store only (unset the variable to use it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri,
                "--registry-store-uri", store.registry_uri, "--host", "127.0.0.1", "--port", str(port),
@@ -263,14 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = Store.from_settings(load_settings())
         if args.command == "uri":
-            print(store.tracking_uri)
+            print(store.runs_where)
             return 0
         command = ui_command(store, args.port)
     except (ConfigError, TrackingError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     store.make_folders()
-    print(f"MLflow UI of {store.tracking_uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    print(f"MLflow UI of {store.runs_where} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     os.execv(command[0], command)
     return 0  # pragma: no cover (execv does not return)
 
