@@ -160,6 +160,11 @@ def forecast_log_settings(raw: dict[str, Any]) -> tuple[Path, float]:
             _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True))
 
 
+def poll_seconds(raw: dict[str, Any]) -> float:
+    """``registry_poll_seconds``, checked: the forecast service reads it alone, like :func:`request_limit`."""
+    return _number(raw, "registry_poll_seconds", 0.0, 86400.0, strict=True)
+
+
 def check_calendar(country: str, subdiv: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
     import holidays
@@ -204,6 +209,7 @@ class Settings:
     warehouse_path: Path
     warehouse_wait_seconds: float
     max_request_bytes: int
+    registry_poll_seconds: float
     products: Path
     reports: Path
     profile: str
@@ -319,6 +325,7 @@ class Settings:
             warehouse_path=resolve(_required_text(raw, "warehouse_path")),
             warehouse_wait_seconds=_number(raw, "warehouse_wait_seconds", 0, 3600),
             max_request_bytes=request_limit(raw),
+            registry_poll_seconds=poll_seconds(raw),
             products=resolve(_required_text(raw, "products")),
             reports=resolve(_required_text(raw, "reports")),
             profile=_required_text(raw, "profile"),
