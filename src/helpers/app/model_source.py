@@ -274,7 +274,7 @@ class ModelFollower:
             return None
         self.last_check_utc = _now()
         if token is None:
-            self._failed(f"{self.source.nothing()}; still serving {served_label(self.served)}")
+            self._failed(f"{self.source.nothing().rstrip('.')}; still serving {served_label(self.served)}")
             return None
         if self.last_error is not None:
             _say(f"model source: {self.source.follows} can be read again")
