@@ -88,6 +88,7 @@ class Hammer:
     def __init__(self, port: int, clients: int = 3) -> None:
         self.port, self.stop = port, threading.Event()
         self.answers: list[tuple[dict, int, bytes]] = []
+        self.by_client: dict[int, list[str]] = {}  # the artifacts each client was answered from, in order
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self.client, args=(k,), daemon=True) for k in range(clients)]
 
@@ -102,7 +103,10 @@ class Hammer:
                 try:
                     connection.request("POST", "/predict", json.dumps(body), {"content-type": "application/json"})
                     response = connection.getresponse()
-                    self.answers.append((body, response.status, response.read()))
+                    content = response.read()
+                    self.answers.append((body, response.status, content))
+                    if response.status == 200:
+                        self.by_client.setdefault(seed, []).append(json.loads(content)["last_updated"])
                 except (OSError, http.client.HTTPException) as exc:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
                     connection.close()
@@ -120,15 +124,12 @@ class Hammer:
         for thread in self.threads:
             thread.join(10)
 
-    def served(self) -> list[str]:
-        """The artifacts (created_utc) of the answers so far, in order, repeats collapsed."""
-        seen: list[str] = []
-        for _, status, content in list(self.answers):
-            if status == 200:
-                made = json.loads(content)["last_updated"]
-                if not seen or seen[-1] != made:
-                    seen.append(made)
-        return seen
+    def served(self) -> list[list[str]]:
+        """Per client, the artifacts (created_utc) it was answered from, in order, repeats collapsed.
+        (A client's requests follow one another; across clients an answer of the old model
+        may arrive after one of the new.)"""
+        return [[made for k, made in enumerate(seen) if k == 0 or seen[k - 1] != made]
+                for seen in self.by_client.values()]
 
     def wait_for(self, created: str, answers: int = 50) -> None:
         """Until ``answers`` more answers have come from the artifact made at ``created``."""
@@ -171,7 +172,9 @@ def test_replacing_the_file_switches_every_request_to_the_new_model_without_a_fa
             hammer.wait_for(new["created_utc"])
         health = get(port, "/health")
     assert hammer.errors == []
-    assert hammer.served() == [v["created_utc"] for v in versions]  # each switch once, never back
+    switches = [v["created_utc"] for v in versions]
+    for seen in hammer.served():  # each client saw the switches in order, never an old model after a new one
+        assert seen == switches[switches.index(seen[0]):switches.index(seen[-1]) + 1], seen
     check_every_answer(hammer.answers, versions)
     assert len(hammer.answers) >= 150
     assert health["last_updated"] == versions[2]["created_utc"] and health["served_version"] is None

@@ -276,17 +276,16 @@ class ModelFollower:
         if token is None:
             self._failed(f"{self.source.nothing().rstrip('.')}; still serving {served_label(self.served)}")
             return None
-        if self.last_error is not None:
-            _say(f"model source: {self.source.follows} can be read again")
-            self.last_error = None
         if token == self._token or token == self._refused:
+            self._worked()
             return None
         label = self.source.label(token)
         try:
             new = self._load(token)
-        except (ArtifactError, SourceError, ValueError, TypeError, KeyError) as exc:
+        except (ArtifactError, ValueError, TypeError, KeyError) as exc:
             # ValueError includes the registry's RegistryError; TypeError and KeyError: a
             # structure load_artifact's checks let through (a date that is a number)
+            self._worked()
             self._refuse(token, label, str(exc))
             return None
         except OSError as exc:  # the download or the read failed, not the artifact: try again next time
@@ -295,6 +294,7 @@ class ModelFollower:
         except Exception as exc:  # noqa: BLE001 - the registry client's own errors (its server down mid-download)
             self._failed(f"cannot download {label}: {type(exc).__name__}: {exc}")
             return None
+        self._worked()
         problem = self._incompatible(new)
         if problem:
             self._refuse(token, label, problem)
@@ -317,6 +317,12 @@ class ModelFollower:
         version = token if isinstance(token, int) else None
         self.last_refusal = Refusal(label, version, reason, _now())
         _say(f"model source: refused {label}: {reason.rstrip('.')}; still serving {served_label(self.served)}")
+
+    def _worked(self) -> None:
+        """A check that read the source (and the version, if new) to the end."""
+        if self.last_error is not None:
+            _say(f"model source: {self.source.follows} can be read again")
+            self.last_error = None
 
     def _failed(self, message: str) -> None:
         if message != self.last_error:
