@@ -18,7 +18,8 @@ it is answered entirely by the old model or entirely by the new one.
 
 A new artifact that is corrupt or incompatible (another series or frequency) is refused: the
 old one keeps serving, one line on stderr says which version and why, and ``GET /health``
-shows the last refusal (``model_source.last_refusal``). A source that
+shows the last refusal (``model_source.last_refusal``). The checks do not try a refused
+version again; SIGHUP does (after a failed download, say). A source that
 cannot be read (the registry down, the file gone) is a failed check, retried at the next one.
 """
 
@@ -142,9 +143,9 @@ class RegistrySource:
         scratch = self._downloads / f"{self._fetches}-v{version}"
         try:
             path = self.registry.artifact(version, scratch)
-        except ArtifactError as exc:  # name the version, not the temporary file it was downloaded to
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise ArtifactError(re.sub(re.escape(str(scratch)) + r"[^\s:]*", origin, str(exc))) from None
+        except (ArtifactError, ValueError) as exc:  # refused (RegistryError is a ValueError): name the
+            shutil.rmtree(scratch, ignore_errors=True)  # version, not the temporary file it was downloaded to
+            raise type(exc)(re.sub(re.escape(str(scratch)) + r"[^\s:)]*", origin, str(exc))) from None
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -168,9 +169,9 @@ class RegistrySource:
         return f"version {token} of {self.name}"
 
     def nothing(self) -> str:
-        return (f"no version of {self.name} is the champion in the model registry; `{BUILD_COMMAND}` registers "
-                f"one and `python -m helpers.lifecycle promote VERSION` makes it the champion (or serve a file "
-                "with --artifact FILE)")
+        return (f"no version of {self.name} is the champion in the model registry (mlflow_dir, or "
+                f"MLFLOW_TRACKING_URI); `{BUILD_COMMAND}` registers the first as champion, `make promote VERSION=N` "
+                "makes another one champion, or serve a file with --artifact FILE")
 
     def close(self) -> None:
         if self._downloads is not None:
@@ -233,6 +234,7 @@ class ModelFollower:
         self.last_refusal: Refusal | None = None
         self._token: Hashable | None = None
         self._refused: Hashable | None = None
+        self._retry = False  # set by wake(): try a refused version again
         self._wake: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -276,6 +278,8 @@ class ModelFollower:
         if token is None:
             self._failed(f"{self.source.nothing().rstrip('.')}; still serving {served_label(self.served)}")
             return None
+        if self._retry:
+            self._retry, self._refused = False, None
         if token == self._token or token == self._refused:
             self._worked()
             return None
@@ -336,7 +340,8 @@ class ModelFollower:
 
     # -- the loop ----------------------------------------------------------------------------
     def wake(self) -> None:
-        """Check at once (SIGHUP)."""
+        """Check at once, trying a refused version again (SIGHUP)."""
+        self._retry = True
         if self._wake is not None:
             self._wake.set()
 
