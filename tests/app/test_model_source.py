@@ -139,6 +139,12 @@ class Hammer:
         wait_until(enough, what=f"{answers} answers from {created}")
 
 
+def in_order(hammer: Hammer, switches: list[str]) -> None:
+    """Each client saw the models in the order they were switched to, never going back."""
+    for seen in hammer.served():
+        assert any(switches[k:k + len(seen)] == seen for k in range(len(switches))), (seen, switches)
+
+
 def check_every_answer(answers: list[tuple[dict, int, bytes]], payloads: list[dict]) -> None:
     """Each answer is a 200 computed entirely from one of ``payloads``: the one its
     ``last_updated`` names gives every number in it."""
@@ -172,9 +178,7 @@ def test_replacing_the_file_switches_every_request_to_the_new_model_without_a_fa
             hammer.wait_for(new["created_utc"])
         health = get(port, "/health")
     assert hammer.errors == []
-    switches = [v["created_utc"] for v in versions]
-    for seen in hammer.served():  # each client saw the switches in order, never an old model after a new one
-        assert seen == switches[switches.index(seen[0]):switches.index(seen[-1]) + 1], seen
+    in_order(hammer, [v["created_utc"] for v in versions])
     check_every_answer(hammer.answers, versions)
     assert len(hammer.answers) >= 150
     assert health["last_updated"] == versions[2]["created_utc"] and health["served_version"] is None
@@ -220,9 +224,11 @@ def test_a_corrupt_or_incompatible_file_is_refused_and_the_old_one_keeps_serving
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("model source:")]
     assert len(lines) == 1 and lines[0].startswith(f"model source: refused {path} as modified at ")
     assert lines[0].endswith("; still serving " + f"{path} of 2026-01-01T00:00:00") and reason in lines[0]
+    client.portal.call(client.app.state.model_source.wake)  # as on SIGHUP: the refused file is tried again
+    wait_until(lambda: refusal(client)["at_utc"] != refused["at_utc"], what="a second refusal")
     artifact.write_artifact(path, payload("2026-03-01T00:00:00", 5.0))  # a good one is taken again
     wait_until(lambda: served(client) == "2026-03-01T00:00:00", what="the good artifact served")
-    assert client.get("/health").json()["model_source"]["last_refusal"] == refused  # the last refusal stays shown
+    assert refusal(client)["what"] == refused["what"]  # the last refusal stays shown
 
 
 def test_a_file_that_goes_away_keeps_the_old_one_serving(followed, capfd):
@@ -247,6 +253,13 @@ def test_models_shows_the_served_artifact_s_own_lineage_in_file_mode(followed):
         "data_sha256": "x" * 64, "git_commit": "abc"}}
     assert body["challenger"] is None
     assert body["selected_model"] == "ets" and len(body["models"]) == 3  # the fields clients used are kept
+
+
+def test_an_artifact_named_by_the_environment_is_followed_as_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(service.ARTIFACT_ENV, str(tmp_path / "a.json"))
+    source = model_source.source_for()
+    assert (source.mode, source.path) == ("file", tmp_path / "a.json")
+    assert model_source.source_for(tmp_path / "b.json").path == tmp_path / "b.json"  # --artifact wins
 
 
 def test_the_poll_interval_must_be_positive(tmp_path):
@@ -283,19 +296,204 @@ def service_process(*args: str, stderr: Path, env: dict[str, str] | None = None
         process.wait(timeout=10)
 
 
-def test_sighup_makes_the_service_process_check_at_once(tmp_path):
+# -- registry mode -----------------------------------------------------------------------------
+NAME = "demand-forecast"
+#: A check of a SQLite registry costs ~10 ms of CPU, in a thread beside the server's event loop
+REGISTRY_POLL = 0.1
+V1, V2 = payload("2026-01-01T00:00:00"), payload("2026-01-08T00:00:00", 1000.0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """An empty MLflow SQLite store, and one with five versions of ``demand-forecast``: 1 champion,
+    2 challenger, 3 for another series, 4 whose stored artifact is corrupt, 5 with a day missing.
+
+    Making the tables and logging the first model cost 10-20 s: tests copy the database file
+    (aliases and tags live in it; the model files stay here)."""
+    from mlflow import MlflowClient
+
+    from helpers.lifecycle.registry import Registry
+    from tests.lifecycle.conftest import copy_store, local_store
+
+    gap = payload("2026-01-29T00:00:00")  # valid as an artifact; the service slices consecutive days only
+    gap["models"]["ets"]["forecast"]["ds"][5:] = [f"2015-02-{d:02d}T00:00:00" for d in range(1, 26)]
+    empty = tmp_path_factory.mktemp("mlflow-empty")
+    local_store(empty).client().search_experiments()
+    folder = copy_store(empty / "mlflow.db", tmp_path_factory.mktemp("mlflow-versions"))
+    registry = Registry(local_store(folder), NAME)
+    for created, alias, body in (("1", "champion", V1), ("2", "challenger", V2),
+                                 ("3", None, payload("2026-01-15T00:00:00", series="other")),
+                                 ("4", None, payload("2026-01-22T00:00:00")), ("5", None, gap)):
+        registry.register(artifact.write_artifact(folder / f"v{created}.json", body), alias=alias)
+    stored = Path(MlflowClient(registry.store.tracking_uri).get_model_version_download_uri(NAME, "4")
+                  .removeprefix("file://")) / "artifacts" / "forecast_artifact.json"
+    stored.write_text(stored.read_text()[:-40])  # the store's copy damaged after registration
+    return empty / "mlflow.db", folder / "mlflow.db"
+
+
+@pytest.fixture
+def registry(store, tmp_path, monkeypatch):
+    """A registry of this test's own (a copy of ``store``'s versions), which the settings name."""
+    from helpers.lifecycle.registry import Registry
+    from tests.lifecycle.conftest import copy_store, local_store
+
+    folder = copy_store(store[1], tmp_path / "mlflow")
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", service.ARTIFACT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(folder))
+    return Registry(local_store(folder), NAME)
+
+
+@pytest.mark.slow
+def test_promotion_and_rollback_switch_every_request_without_a_failure(registry, tmp_path):
+    app = service.create_app(poll_seconds=REGISTRY_POLL, forecast_log_dir=tmp_path / "log")  # no file: the champion
+    with serving(app) as port, Hammer(port) as hammer:
+        hammer.wait_for(V1["created_utc"])
+        before = get(port, "/models")
+        registry.promote(2)
+        hammer.wait_for(V2["created_utc"])
+        # promote moves champion, then takes challenger from the version: a check between the two sees
+        # version 2 under both aliases, the next one does not
+        after = wait_until(lambda: (m := get(port, "/models"))["challenger"] is None and m, what="no challenger")
+        registry.rollback()
+        wait_until(lambda: get(port, "/health")["served_version"] == 1, what="the rollback served")
+        hammer.wait_for(V1["created_utc"], answers=len([a for a in hammer.answers if b"2026-01-01" in a[2]]) + 50)
+        health = get(port, "/health")
+    assert hammer.errors == []
+    check_every_answer(hammer.answers, [V1, V2])
+    in_order(hammer, [V1["created_utc"], V2["created_utc"], V1["created_utc"]])
+    one, two = registry.get(1), registry.get(2)
+    assert before["served"] == {"version": 1, "artifact": f"models:/{NAME}/1", "lineage": one.lineage}
+    assert before["challenger"] == {"version": 2, "aliases": ["challenger"], "run_id": two.run_id,
+                                    "lineage": two.lineage, "cv": {"mae": 1008.0, "rmse": 1010.0}}
+    assert after["served"]["version"] == 2 and after["served"]["lineage"]["created_utc"] == V2["created_utc"]
+    assert after["models"][0]["rmse"] == 1010.0  # the models' metrics are the served version's
+    source = health.pop("model_source")
+    assert health["served_version"] == 1 and health["artifact"] == f"models:/{NAME}/1"
+    assert (source["mode"], source["follows"], source["served_version"]) == ("registry", f"models:/{NAME}@champion", 1)
+    assert source["last_refusal"] is None and source["last_check_error"] is None
+
+
+def champion(registry, version: int) -> None:
+    """Move the alias as the MLflow UI does, without the registry's own checks."""
+    registry.client.set_registered_model_alias(NAME, "champion", str(version))
+
+
+@pytest.mark.slow
+def test_a_corrupt_or_incompatible_champion_is_refused_and_the_old_one_keeps_serving(registry, capfd):
+    with TestClient(service.create_app(poll_seconds=REGISTRY_POLL, log_forecasts=False)) as client:
+        champion(registry, 3)
+        refused = refusal(client)
+        assert refused["version"] == 3 and refused["what"] == f"version 3 of {NAME}"
+        assert refused["reason"] == ("it forecasts series 'other' and the service serves series 's'; restart the "
+                                     "service to serve another series")
+        assert served(client) == V1["created_utc"] and client.get("/health").json()["served_version"] == 1
+        champion(registry, 4)
+        refused = wait_until(lambda: client.get("/health").json()["model_source"]["last_refusal"]["version"] == 4
+                             and client.get("/health").json()["model_source"]["last_refusal"], what="a refusal of 4")
+        assert refused["reason"].startswith(f"version 4 of {NAME} has an unusable forecast artifact (models:/{NAME}/4: "
+                                            "corrupt JSON")
+        assert served(client) == V1["created_utc"]
+        champion(registry, 5)
+        refused = wait_until(lambda: client.get("/health").json()["model_source"]["last_refusal"]["version"] == 5
+                             and client.get("/health").json()["model_source"]["last_refusal"], what="a refusal of 5")
+        assert refused["reason"] == (f"models:/{NAME}/5: model 'ets' forecast is not one row per consecutive day; "
+                                     "rebuild the artifact with `make run`.")
+        time.sleep(5 * REGISTRY_POLL)  # more checks: each version refused once, said once
+        err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("model source:")]
+        assert len(err) == 3 and err[0].startswith(f"model source: refused version 3 of {NAME}: it forecasts ")
+        assert err[1].startswith(f"model source: refused version 4 of {NAME}: ") and err[1].endswith(
+            "; still serving version 1")
+        assert err[2].startswith(f"model source: refused version 5 of {NAME}: models:/{NAME}/5: model 'ets'")
+        champion(registry, 2)  # a good version is served again at once
+        wait_until(lambda: served(client) == V2["created_utc"], what="version 2 served")
+        assert list(client.app.state.model_source.source._downloads.iterdir()) == []  # nothing downloaded is kept
+
+
+@pytest.mark.slow
+def test_a_registry_that_cannot_be_read_keeps_the_old_one_serving(registry, capfd):
+    db = Path(registry.store.tracking_uri.removeprefix("sqlite:///"))
+    with TestClient(service.create_app(poll_seconds=REGISTRY_POLL, log_forecasts=False)) as client:
+        good = db.read_bytes()
+        db.write_bytes(b"not a database" * 100)
+        error = wait_until(lambda: client.get("/health").json()["model_source"]["last_check_error"], what="a failure")
+        assert error.startswith(f"cannot read models:/{NAME}@champion: ")
+        assert served(client) == V1["created_utc"]
+        db.write_bytes(good)
+        wait_until(lambda: client.get("/health").json()["model_source"]["last_check_error"] is None, what="recovery")
+    assert f"model source: models:/{NAME}@champion can be read again" in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_service_refuses_to_start_without_a_champion_naming_make_run(store, tmp_path, monkeypatch, capsys):
+    from tests.lifecycle.conftest import copy_store
+
+    monkeypatch.delenv(service.ARTIFACT_ENV, raising=False)
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(copy_store(store[0], tmp_path / "empty")))
+    assert service.main([]) == 2
+    never = capsys.readouterr().err
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path / "never-made"))
+    assert service.main([]) == 2 and capsys.readouterr().err == never
+    assert not (tmp_path / "never-made").exists()  # reading a registry makes no store
+    assert never == (
+        f"error: cannot serve forecasts: no version of {NAME} is the champion in the model registry (mlflow_dir, or "
+        "MLFLOW_TRACKING_URI); `make run` registers the first as champion, `make promote VERSION=N` makes another "
+        "one champion, or serve a file with --artifact FILE\n")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "mlflow.db").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path / "broken"))
+    assert service.main([]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot serve forecasts: the model registry cannot be read (") and "Traceback" not in err
+    monkeypatch.setenv("HELPERS_REGISTRY_MODEL", "no/slash")
+    assert service.main([]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot serve forecasts: registry_model must be 1 to 256 letters")
+
+
+@contextmanager
+def service_process(*args: str, stderr: Path, env: dict[str, str] | None = None
+                    ) -> Iterator[tuple[int, "subprocess.Popen"]]:
+    """``python -m helpers.app.service ARGS`` on a free loopback port (its stderr to the file
+    ``stderr``), until it answers /health."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with stderr.open("w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "helpers.app.service", "--port", str(port), *args],
+                                   env={**os.environ, **(env or {})}, stderr=err)
+    try:
+        def up() -> bool:
+            assert process.poll() is None, stderr.read_text()
+            try:
+                return bool(get(port, "/health"))
+            except OSError:
+                return False
+        wait_until(up, timeout=60, what="the service's start")
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_make_serve_follows_the_champion_and_sighup_makes_it_check_at_once(registry, tmp_path):
+    """``python -m helpers.app.service`` without a file serves the champion; with the next poll an
+    hour away, SIGHUP makes it take a promotion at once (and a refused version is tried again)."""
     import signal
 
-    path = tmp_path / "forecast_artifact.json"
-    artifact.write_artifact(path, payload("2026-01-01T00:00:00"))
-    with service_process("--artifact", str(path), "--no-forecast-log", stderr=tmp_path / "err",
+    with service_process("--no-forecast-log", stderr=tmp_path / "err",
                          env={"HELPERS_REGISTRY_POLL_SECONDS": "3600"}) as (port, process):
-        artifact.write_artifact(path, payload("2026-01-08T00:00:00", 1000.0))
+        assert get(port, "/health")["served_version"] == 1
+        registry.promote(2)
         time.sleep(0.3)
-        assert get(port, "/health")["last_updated"] == "2026-01-01T00:00:00"  # the next poll is an hour away
+        assert get(port, "/health")["served_version"] == 1  # no check until the poll or a signal
         process.send_signal(signal.SIGHUP)
-        wait_until(lambda: get(port, "/health")["last_updated"] == "2026-01-08T00:00:00", timeout=5,
-                   what="the reload on SIGHUP")
+        wait_until(lambda: get(port, "/health")["served_version"] == 2, timeout=5, what="the reload on SIGHUP")
         assert process.poll() is None  # SIGHUP's default action would have ended the process
-    assert (tmp_path / "err").read_text() == (f"model source: now serving {path} of 2026-01-08T00:00:00 (was {path} of "
-                                              "2026-01-01T00:00:00)\n")
+    err = (tmp_path / "err").read_text()
+    assert err.splitlines()[-1] == "model source: now serving version 2 (was version 1)", err
+    assert "Traceback" not in err
