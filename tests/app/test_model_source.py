@@ -245,6 +245,28 @@ def test_a_file_that_goes_away_keeps_the_old_one_serving(followed, capfd):
     assert err.count("model source: no forecast artifact") == 1 and f"model source: {path} can be read again" in err
 
 
+def test_a_check_that_never_returns_holds_up_neither_requests_nor_the_shutdown(tmp_path):
+    """The followed path replaced by a named pipe: reading it waits for a writer that never comes."""
+    import os
+
+    path = tmp_path / "forecast_artifact.json"
+    artifact.write_artifact(path, payload("2026-01-01T00:00:00"))
+    os.mkfifo(tmp_path / "pipe")
+    with TestClient(service.create_app(path, poll_seconds=POLL, log_forecasts=False)) as client:
+        os.replace(tmp_path / "pipe", path)
+        time.sleep(10 * POLL)  # a check found the new file and waits in open()
+        stuck = client.get("/health").json()["model_source"]["last_check_utc"]
+        time.sleep(10 * POLL)
+        assert client.get("/health").json()["model_source"]["last_check_utc"] == stuck  # the check is waiting
+        assert served(client) == "2026-01-01T00:00:00"  # requests are not
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2
+    waiting = [t for t in threading.enumerate() if t.name == "model-source"]
+    assert waiting and all(t.daemon for t in waiting)  # nor the exit of the process (Python joins others)
+    with open(path, "w") as pipe:  # let the abandoned check end (it finds no JSON, and no loop to tell)
+        pipe.write("{")
+
+
 def test_models_shows_the_served_artifact_s_own_lineage_in_file_mode(followed):
     client, path = followed
     body = client.get("/models").json()

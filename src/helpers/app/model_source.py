@@ -26,15 +26,17 @@ cannot be read (the registry down, the file gone) is a failed check, retried at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -244,6 +246,31 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+async def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread of its own: a check stuck on a registry server that does not
+    answer (its client retries for minutes) holds up neither the event loop nor the process's exit,
+    as a thread of an executor would (Python joins those at exit)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def deliver(outcome: Callable[[], None]) -> None:
+        if not future.done():  # cancelled meanwhile: the service is stopping
+            outcome()
+
+    def work() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, which raises it
+            outcome = partial(future.set_exception, exc)
+        else:
+            outcome = partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for it
+            loop.call_soon_threadsafe(deliver, outcome)
+
+    threading.Thread(target=work, name="model-source", daemon=True).start()
+    return await future
+
+
 def served_label(served: Loaded) -> str:
     return f"version {served.version}" if served.version is not None else f"{served.origin} of {served.last_updated}"
 
@@ -269,7 +296,6 @@ class ModelFollower:
         self._refused: Hashable | None = None
         self._retry = False  # set by wake(): try a refused version again
         self._wake: asyncio.Event | None = None
-        self._executor: ThreadPoolExecutor | None = None
 
     # -- loading -----------------------------------------------------------------------------
     def start(self) -> Loaded:
@@ -379,9 +405,7 @@ class ModelFollower:
     async def run(self, swap: Callable[[Loaded], None]) -> None:
         """Check every ``poll_seconds`` and on :meth:`wake`; ``swap(new)`` serves a new artifact
         (called on the event loop, so the one assignment it makes is atomic for requests)."""
-        loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model-source")
         try:
             while True:
                 try:
@@ -389,12 +413,15 @@ class ModelFollower:
                 except TimeoutError:
                     pass
                 self._wake.clear()
-                found = await loop.run_in_executor(self._executor, self.check)
+                try:
+                    found = await _in_thread(self.check)
+                except Exception as exc:  # noqa: BLE001 - a fault of the check itself: keep serving and checking
+                    self._failed(f"a check of {self.source.follows} failed: {type(exc).__name__}: {exc}")
+                    continue
                 if found is not None:
                     swap(found[1])
                     self._served(*found)
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
             self._wake = None
 
     def close(self) -> None:
