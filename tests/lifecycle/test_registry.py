@@ -22,11 +22,11 @@ NAME = "demand-forecast"
 
 
 @pytest.fixture(scope="module")
-def populated(empty_store_db, tmp_path_factory):
+def populated(mlflow_store_db, tmp_path_factory):
     """Four versions: 1 champion, 2 challenger, 3 without alias, 4 of another series (no alias).
 
     Tests copy the database (aliases and tags are in it); the model files stay in this folder."""
-    folder = copy_store(empty_store_db, tmp_path_factory.mktemp("populated"))
+    folder = copy_store(mlflow_store_db, tmp_path_factory.mktemp("populated"))
     registry = Registry(local_store(folder), NAME)
     artifacts = {1: write_payload(folder / "a1.json", "2026-01-01T00:00:00"),
                  2: write_payload(folder / "a2.json", "2026-01-02T00:00:00"),
@@ -208,8 +208,8 @@ def test_rollback_refuses_a_previous_champion_that_was_deleted_or_is_broken(regi
     assert state(registry) == before
 
 
-def test_rollback_with_no_champion_is_refused(tmp_path, empty_store_db):
-    registry = Registry(local_store(copy_store(empty_store_db, tmp_path / "mlflow")), NAME)
+def test_rollback_with_no_champion_is_refused(tmp_path, mlflow_store_db):
+    registry = Registry(local_store(copy_store(mlflow_store_db, tmp_path / "mlflow")), NAME)
     with pytest.raises(RegistryError, match="demand-forecast has no champion to roll back from; `make run`"):
         registry.rollback()
 
@@ -238,3 +238,90 @@ def test_the_environment_names_a_team_store(monkeypatch, tmp_path):
     assert (team.tracking_uri, team.registry_uri, team.artifact_root) == ("http://mlflow.example:5000",) * 2 + (None,)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://registry.example:5000")
     assert Registry.from_settings(settings).store.registry_uri == "http://registry.example:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/team/runs.db")  # a file: artifacts beside it
+    assert Registry.from_settings(settings).store.artifact_root == tmp_path / "team" / "artifacts"
+
+
+# -- the command line: python -m helpers.lifecycle.registry (make models, make promote, make rollback) ------------
+@pytest.fixture
+def cli(registry, monkeypatch, capsys):
+    """``main(argv)`` on the ``registry`` fixture's store: (exit code, stdout, stderr)."""
+    from helpers.lifecycle.registry import main
+
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(Path(registry.store.tracking_uri.removeprefix("sqlite:///")).parent))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out.strip(), err.strip()
+
+    return run
+
+
+def test_list_prints_a_table_of_the_versions(cli, populated):
+    code, out, err = cli("list")
+    assert code == 0 and err == ""
+    header, *rows = out.splitlines()
+    assert header.split() == ["version", "aliases", "created", "(UTC)", "training", "selected", "model", "cv_mae",
+                              "data", "commit"]
+    assert [row.split()[:2] for row in rows] == [["4", "-"], ["3", "-"], ["2", "challenger"], ["1", "champion"]]
+    assert rows[-1].split()[2:] == ["2026-01-01", "00:00:00", "2014-01-01", "to", "2014-12-31", "a", "8",
+                                    "x" * 12, "abc"]
+
+
+def test_show_prints_a_version_s_lineage(cli, registry):
+    code, out, _ = cli("show", "champion")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("version 1 of demand-forecast (sqlite:///") and lines[1] == "aliases: champion"
+    assert f"run_id: {registry.get(1).run_id}" in lines and "cv_mae: 8.0" in lines and "series_id: s" in lines
+    assert lines[-1] == "load it: mlflow.pyfunc.load_model('models:/demand-forecast/1')"
+
+
+def test_promote_and_rollback_say_what_they_did(cli, registry):
+    assert cli("promote", "3") == (0, "version 3 of demand-forecast is now the champion (it was version 1; "
+                                      "`make rollback` goes back to it)", "")
+    assert registry.get("champion").version == 3
+    assert cli("rollback") == (0, "version 1 of demand-forecast is the champion again (it was version 3)", "")
+    assert registry.get("champion").version == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("promote", "1"), "refused: version 1 is already the champion of demand-forecast; nothing changed"),
+    (("promote", "99"), "refused: demand-forecast has no version 99 in sqlite:///"),
+    (("promote", "latest"), "refused: 'latest' is not a version: give a version number (1, 2, ...), champion or"),
+    (("show", "7"), "refused: demand-forecast has no version 7 in sqlite:///"),
+    (("rollback",), "refused: version 1 is the first champion of demand-forecast: there is no previous champion"),
+])
+def test_refusals_exit_2_with_one_sentence_and_change_nothing(cli, registry, argv, message):
+    before = state(registry)
+    code, out, err = cli(*argv)
+    assert (code, out) == (2, "") and err.startswith(message) and len(err.splitlines()) == 1
+    assert state(registry) == before
+
+
+def test_a_store_never_made_is_listed_as_empty_and_stays_unmade(monkeypatch, tmp_path, capsys):
+    from helpers.lifecycle.registry import main
+
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path / "mlflow"))
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out.strip() == (f"demand-forecast has no versions in sqlite:///{tmp_path}/mlflow/mlflow.db "
+                                               "yet; `make run` registers the first as champion")
+    assert not (tmp_path / "mlflow").exists()
+
+
+def test_a_bad_setting_exits_2_and_an_unusable_store_exits_3(monkeypatch, tmp_path, capsys):
+    from helpers.lifecycle.registry import main
+
+    monkeypatch.setenv("HELPERS_REGISTRY_MODEL", "demand:forecast")
+    assert main(["list"]) == 2
+    assert capsys.readouterr().err.startswith("refused: registry_model must be 1 to 256 letters, digits, '.', '_' or "
+                                              "'-', starting with a letter or digit (set registry_model in env.yaml")
+    monkeypatch.delenv("HELPERS_REGISTRY_MODEL")
+    (tmp_path / "mlflow.db").write_text("not a database")
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path))
+    assert main(["list"]) == 3
+    assert capsys.readouterr().err.strip() == (
+        f"unavailable: the MLflow store sqlite:///{tmp_path}/mlflow.db could not be used ((sqlite3.DatabaseError) file "
+        "is not a database); check MLFLOW_TRACKING_URI / mlflow_dir and try again")
+    assert (tmp_path / "mlflow.db").read_text() == "not a database"

@@ -56,6 +56,8 @@ HISTORY_LIMIT = 200
 ARTIFACT_NAME = "forecast_artifact.json"
 MODEL_CODE = Path(__file__).with_name("forecast_model.py")
 LIST_COMMAND = "`make models` lists them"
+#: Libraries whose errors mean the store could not be used (the server, the database): exit 3.
+STORE_LIBRARIES = ("mlflow", "sqlalchemy", "requests", "urllib3")
 
 
 class RegistryError(ValueError):
@@ -79,6 +81,20 @@ def lineage(payload: dict[str, Any], run_id: str) -> dict[str, str]:
     return {**tags, "run_id": run_id, "cv_mae": repr(float(cv["mae"])), "cv_rmse": repr(float(cv["rmse"]))}
 
 
+def incompatibility(payload: dict[str, Any], what: str, champion: ModelVersion | None) -> str | None:
+    """Why the artifact ``payload`` (described as ``what``) cannot replace ``champion``: another
+    series or frequency; None when it can (or there is no champion)."""
+    if champion is None:
+        return None
+    for key in COMPATIBLE:
+        theirs = champion.lineage.get(key)
+        if theirs is not None and str(payload[key]) != theirs:
+            return (f"{what} forecasts {key} {payload[key]!r} but the champion (version {champion.version}) "
+                    f"{theirs!r}, so it cannot replace it; register another series under its own name "
+                    "(set registry_model in env.yaml or HELPERS_REGISTRY_MODEL)")
+    return None
+
+
 def _version_number(ref: Any) -> int:
     text = str(ref).strip()
     if isinstance(ref, bool) or not text.isdigit() or int(text) < 1:
@@ -95,7 +111,8 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
-        """The registry of ``settings`` (``mlflow_dir``, ``registry_model``; ``MLFLOW_*_URI`` win)."""
+        """The registry of ``settings``: anything with ``mlflow_dir``, ``mlflow_experiment`` and
+        ``registry_model`` (``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` win)."""
         return cls(Store.from_settings(settings), settings.registry_model)
 
     @property
@@ -223,16 +240,9 @@ class Registry:
             return load_artifact(self._download(number, Path(tmp)))
 
     def _check_compatible(self, payload: dict[str, Any], what: str, champion: ModelVersion | None) -> None:
-        """Refuse ``payload`` (described as ``what``) when it forecasts another series or frequency."""
-        if champion is None:
-            return
-        for key in COMPATIBLE:
-            theirs = champion.lineage.get(key)
-            if theirs is not None and str(payload[key]) != theirs:
-                raise RegistryError(
-                    f"{what} forecasts {key} {payload[key]!r} but the champion (version {champion.version}) "
-                    f"{theirs!r}, so it cannot replace it; register another series under its own name "
-                    "(set registry_model in env.yaml or HELPERS_REGISTRY_MODEL)")
+        reason = incompatibility(payload, what, champion)
+        if reason is not None:
+            raise RegistryError(reason)
 
     # -- writing -------------------------------------------------------------------------------------------
     def register(self, artifact_path: Path, run_id: str | None = None, alias: str | None = None) -> ModelVersion:
@@ -373,6 +383,48 @@ class Registry:
         return logged.model_id, logged.artifact_location
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register_comparison` did: the version, whether it is new, and a sentence for people."""
+
+    version: ModelVersion
+    new: bool
+    note: str
+
+
+def register_comparison(registry: Registry, selection_path: str | Path, artifact_path: str | Path) -> Registration:
+    """Log the model comparison (:func:`helpers.lifecycle.tracking.log_comparison`) and register its
+    artifact: the first version becomes ``champion``, later ones ``challenger`` (promotion is for
+    the retraining rule or a person: ``make promote``). An artifact already registered is left
+    as it is, with no new run; one for another series or frequency than the champion is
+    registered without an alias, and the note says why."""
+    from helpers.lifecycle.tracking import log_comparison
+
+    try:
+        payload = load_artifact(artifact_path)
+    except ArtifactError as exc:
+        raise RegistryError(f"cannot register {artifact_path}: {_first_line(exc)}") from None
+    existing = registry.find(payload["created_utc"], payload["data_sha256"])
+    champion = registry.get(CHAMPION)
+    if existing is not None:
+        if champion is None:  # the first registration stopped before its alias was set
+            existing = registry.promote(existing.version)
+        return Registration(existing, False, f"the forecast artifact of {payload['created_utc']} is already version "
+                                             f"{existing.version} of {registry.name}; nothing was registered")
+    reason = incompatibility(payload, "this artifact", champion)
+    alias = None if reason else CHAMPION if champion is None else CHALLENGER
+    run_id = log_comparison(registry.store, selection_path, artifact_path, client=registry.client)
+    version = registry.register(Path(artifact_path), run_id=run_id, alias=alias)
+    if alias == CHAMPION:
+        note = f"this run registered version {version.version} of {registry.name} as champion (the first)"
+    elif alias == CHALLENGER:
+        note = (f"this run registered version {version.version} of {registry.name} as challenger; the champion is "
+                f"still version {champion.version} (`make promote VERSION={version.version}` serves it)")
+    else:
+        note = f"this run registered version {version.version} of {registry.name} without an alias: {reason}"
+    return Registration(version, True, note)
+
+
 def _signature() -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
@@ -469,9 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from mlflow.exceptions import MlflowException
-
-        if isinstance(exc, (MlflowException, OSError)):
+        if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in STORE_LIBRARIES:
             where = registry.store.registry_uri if registry is not None else "the settings' store"
             print(f"unavailable: the MLflow store {where} could not be used ({_first_line(exc)}); check "
                   "MLFLOW_TRACKING_URI / mlflow_dir and try again", file=sys.stderr)

@@ -68,7 +68,7 @@ def _sqlite_file(uri: str) -> Path | None:
 class Store:
     """Where runs (``tracking_uri``) and registered models (``registry_uri``) live.
 
-    ``artifact_root`` is the local store's artifact folder, None for a server's (which has its own).
+    ``artifact_root`` is a SQLite store's artifact folder, None for a server's (which has its own).
     """
 
     tracking_uri: str
@@ -78,11 +78,15 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Store:
-        """The store of ``settings`` (``mlflow_dir``, ``mlflow_experiment``), unless the environment names one."""
+        """The store of ``settings`` (anything with ``mlflow_dir`` and ``mlflow_experiment``: the
+        project's settings, or :func:`helpers.core.settings.mlflow_settings` of the raw ones), unless
+        the environment names one."""
         tracking = os.environ.get(TRACKING_ENV, "").strip()
         registry = os.environ.get(REGISTRY_ENV, "").strip()
-        if tracking:
-            return cls(tracking, registry or tracking, settings.mlflow_experiment)
+        if tracking:  # a server keeps its own artifacts; a SQLite file named here keeps them beside it
+            db = _sqlite_file(tracking)
+            return cls(tracking, registry or tracking, settings.mlflow_experiment,
+                       db.parent / "artifacts" if db is not None else None)
         folder = Path(settings.mlflow_dir)
         uri = f"sqlite:///{folder / DB_NAME}"
         return cls(uri, registry or uri, settings.mlflow_experiment, folder / "artifacts")
