@@ -31,6 +31,10 @@ the obvious alternative measured in the same run:
   send 10 MB bodies (Content-Length and chunked) while small requests keep coming, then one
   300 MB body; peak resident memory growth, the 413s, the small requests' latency; beside it
   the same load with the body limit raised to 1 GiB.
+- the endpoint following the registry (``--only service_reload``): ``make serve`` serving the
+  champion of a registry in the run's folder (two versions of the served artifact), loaded by
+  wrk while the champion is promoted and rolled back every few seconds, the service checking
+  every second (ten times the default); beside it the same server and load with no switch.
 - ingest memory (``--only ingest_memory``): wall time and peak resident memory of
   ``python -m helpers.data.ingest`` on the default file repeated 1x, 10x and 50x (shifted
   timestamps, one grid), chunked against the same ingest as one chunk (the whole-file path).
@@ -639,6 +643,85 @@ def _post_raw(port: int, body: bytes, chunked: bool) -> tuple[int, float]:
     return (int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0), seconds
 
 
+def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os.environ.get("BENCH_SECONDS", 20)), connections: int = 16,
+                         switch_every: float = 4.0, poll: float = 1.0) -> dict:
+    """``make serve`` in registry mode under wrk, with and without the champion switching
+    between two versions every ``switch_every`` seconds (promote, then rollback, ...)."""
+    import shutil
+    import subprocess
+    import threading
+    import urllib.request
+
+    import orjson
+
+    from helpers.app import service
+    from helpers.lifecycle.registry import Registry
+    from helpers.lifecycle.tracking import Store
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench service_reload: `wrk` is not installed; `make bench` installs it (Debian package wrk)")
+    artifact = _served_artifact(tmp)
+    payload = json.loads(artifact.read_text())
+    second = {**payload, "created_utc": payload["created_utc"] + "+reload", "data_sha256": "0" * 64}
+    (tmp / "second.json").write_text(json.dumps(second))
+    store = Store(f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}", f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+                  settings.mlflow_experiment, tmp / "mlflow" / "artifacts")
+    registry = Registry(store, settings.registry_model)
+    first_version = registry.register(artifact, alias="champion").version
+    second_version = registry.register(tmp / "second.json").version
+
+    forecasts = service.Forecasts.load(artifact)
+    start = pd.Timestamp(forecasts.window[0])
+    body = orjson.dumps({"start_date": start.date().isoformat(),
+                         "end_date": (start + pd.Timedelta(days=13)).date().isoformat(),
+                         "model": "ensemble" if "ensemble" in forecasts.models else forecasts.selected})
+    script = tmp / "predict.lua"
+    script.write_text(WRK_SCRIPT % body.decode())
+    serve = [sys.executable, "-m", "helpers.app.service"]
+    env = {"HELPERS_ARTIFACT": "", "HELPERS_MLFLOW_DIR": str(tmp / "mlflow"),
+           "HELPERS_REGISTRY_POLL_SECONDS": str(poll), "HELPERS_FORECAST_LOG_DIR": str(tmp / "forecast_log"),
+           "MLFLOW_TRACKING_URI": "", "MLFLOW_REGISTRY_URI": ""}
+
+    def run(switch: bool) -> dict:
+        with _serving(serve, env) as (url, server):
+            check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
+            assert orjson.loads(urllib.request.urlopen(check, timeout=5).read())["last_updated"] in (
+                payload["created_utc"], second["created_utc"])
+            load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
+            subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
+            stop, switches = threading.Event(), []
+
+            def switcher() -> None:
+                while not stop.wait(switch_every):
+                    champion = registry.get("champion").version
+                    moved = registry.promote(second_version) if champion == first_version else registry.rollback()
+                    switches.append(moved.version)
+
+            thread = threading.Thread(target=switcher, daemon=True)
+            if switch:
+                thread.start()
+            done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+            stop.set()
+            if switch:
+                thread.join(30)
+            time.sleep(2 * poll)  # the last switch served before the server stops
+            health = orjson.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
+        said = server.stdout.read().decode()
+        result = parse_wrk(done.stdout)
+        return {**result, "switches": len(switches), "switches_served": said.count("model source: now serving"),
+                "refusals": said.count("model source: refused"), "served_version_at_end": health["served_version"],
+                "target_met": bool(_meets_target(result)), "output": done.stdout}
+
+    runs = {"switching": run(True), "no_switch": run(False)}
+    return {"artifact": str(artifact), "versions": [first_version, second_version],
+            "server": "python -m helpers.app.service (make serve) in registry mode, one uvicorn worker, forecast log on",
+            "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
+            "poll_seconds": poll, "switch_every_s": switch_every,
+            "wrk": {name: {k: v for k, v in r.items() if k != "output"} for name, r in runs.items()},
+            "wrk_output": runs["switching"]["output"]}
+
+
 def bench_service_memory(settings, repeat: int, tmp: Path, clients: int = 8, bodies: int = 5,
                          size: int = 10 << 20) -> dict:
     """Memory of ``make serve`` under load with large bodies: ``clients`` connections each send
@@ -823,6 +906,7 @@ BENCHMARKS = {
     "ab": bench_ab,
     "service": bench_service,
     "service_memory": bench_service_memory,
+    "service_reload": bench_service_reload,
     "ingest_memory": bench_ingest_memory,
     "replay": bench_replay,
 }

@@ -153,16 +153,18 @@ def test_metrics_requests_are_not_logged_as_predictions(client):
 def test_the_model_gauge_follows_the_model_served_now(client, tmp_path):
     samples = scrape(client)
     info = {labels: v for (name, labels), v in samples.items() if name == "forecast_model_info"}
-    assert info == {(("model", "ets"), ("series_id", "s"), ("version", "2026-01-01T00:00:00")): 1}
+    assert info == {(("model", "ets"), ("registry_version", ""), ("series_id", "s"), ("version", "2026-01-01T00:00:00")): 1}
     assert value(samples, "forecast_last_data_timestamp_seconds", source="artifact") == \
         datetime(2014, 12, 31, tzinfo=timezone.utc).timestamp()
 
     newer = {**artifact_payload(n=30, models=("holt_winters", "ets"), start="2015-03-01"),
              "created_utc": "2026-02-01T00:00:00", "training_end": "2015-02-28"}
-    client.app.state.forecasts = service.Forecasts.load(artifact.write_artifact(tmp_path / "newer.json", newer))
+    client.app.state.forecasts = service.Forecasts.load(artifact.write_artifact(tmp_path / "newer.json", newer),
+                                                        version=7)
     samples = scrape(client)
     info = {labels: v for (name, labels), v in samples.items() if name == "forecast_model_info"}
-    assert info == {(("model", "holt_winters"), ("series_id", "s"), ("version", "2026-02-01T00:00:00")): 1}
+    assert info == {(("model", "holt_winters"), ("registry_version", "7"), ("series_id", "s"),
+                     ("version", "2026-02-01T00:00:00")): 1}
     assert value(samples, "forecast_last_data_timestamp_seconds", source="artifact") == \
         datetime(2015, 2, 28, tzinfo=timezone.utc).timestamp()
 

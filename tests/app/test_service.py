@@ -100,9 +100,11 @@ def test_models_lists_metrics_and_the_forecastable_range(client):
 
 def test_health_names_the_served_artifact_and_counts_the_forecast_log(client, artifact_file):
     body = client.get("/health").json()
-    log = body.pop("forecast_log")
+    log, source = body.pop("forecast_log"), body.pop("model_source")
     assert body == {"status": "ok", "artifact": str(artifact_file), "series_id": "s", "selected_model": "ets",
-                    "last_updated": PAYLOAD["created_utc"]}
+                    "last_updated": PAYLOAD["created_utc"], "served_version": None}
+    assert (source["mode"], source["follows"], source["served"]) == ("file", str(artifact_file), str(artifact_file))
+    assert source["last_refusal"] is None and source["last_check_error"] is None
     assert log["dropped_rows"] == 0 and log["last_error"] is None
     assert log["dir"] == os.environ["HELPERS_FORECAST_LOG_DIR"]  # the test session's, from the settings
 

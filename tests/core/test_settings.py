@@ -128,6 +128,8 @@ def test_the_issue_s_example_message(clean_env):
     ("max_request_bytes", 1023, "must be at least 1024"),
     ("max_request_bytes", 1 << 31, "must be at most 1073741824"),
     ("max_request_bytes", "64k", "must be a whole number"),
+    ("registry_poll_seconds", 0, "must be strictly between 0 and 86400"),
+    ("registry_poll_seconds", "10s", "must be a number"),
     ("freq", "fortnightly", "must be a pandas offset alias"),
     ("target_max", "-1", "must not be below target_min"),
     ("hemisphere", "east", "must be south or north"),

@@ -13,8 +13,9 @@ nothing needs a lock. Exposed, in the text format 0.0.4:
   HTTP parsing and waiting for the event loop are not in it);
 - ``forecast_predictions_total{model}`` and ``forecast_days_served_total{model}``: ``POST
   /predict`` answers served (200) and the days they forecast, by model;
-- ``forecast_model_info{model, version, series_id} 1``: the served artifact (read at each
-  scrape, so a model swapped at run time shows at once); ``version`` is its ``created_utc``;
+- ``forecast_model_info{model, version, registry_version, series_id} 1``: the served artifact
+  (read at each scrape, so a model swapped at run time shows at once); ``version`` is its
+  ``created_utc``, ``registry_version`` the registered model's version (empty for a file);
 - ``forecast_last_data_timestamp_seconds{source}``: ``artifact``, the last day the served
   model was fitted on; ``actuals``, the last day with an actual value in the warehouse (from
   the last cycle's signals);
@@ -167,8 +168,10 @@ class ServiceMetrics:
         forecasts = self.forecasts()
         if forecasts is not None:
             info = GaugeMetricFamily("forecast_model_info", "The served forecast artifact: selected model, version "
-                                     "(its created_utc), series", labels=("model", "version", "series_id"))
-            info.add_metric((forecasts.selected, forecasts.last_updated, forecasts.series_id), 1)
+                                     "(its created_utc), registry version (empty when serving a file), series",
+                                     labels=("model", "version", "registry_version", "series_id"))
+            registry_version = "" if forecasts.version is None else str(forecasts.version)
+            info.add_metric((forecasts.selected, forecasts.last_updated, registry_version, forecasts.series_id), 1)
             yield info
             last_data.add_metric(("artifact",), epoch_seconds(forecasts.training_end))
         snapshot = self.signals.read()

@@ -1,20 +1,25 @@
 """The forecast endpoint: a FastAPI app serving the artifact of the model comparison.
 
 ``make serve`` (``python -m helpers.app.service``) starts it with uvicorn on 127.0.0.1:8000.
-The app loads ``products/model/forecast_artifact.json`` (or ``--artifact`` /
-``HELPERS_ARTIFACT``) once, in its lifespan, and turns every model's forecast path into
-ready-to-slice lists, so a request only validates its input, slices and serialises:
+The app serves the model registry's ``champion`` (or the file ``--artifact`` /
+``HELPERS_ARTIFACT``): it loads the artifact in its lifespan and turns every model's forecast
+path into ready-to-slice lists, so a request only validates its input, slices and serialises.
+It follows the registry (or the file) without a restart (:mod:`helpers.app.model_source`): a
+new champion is loaded off the event loop and swapped in with one assignment, a corrupt or
+incompatible one is refused while the old one keeps serving.
 
 - ``POST /predict``: ``{"start_date", "end_date", "model", "include_confidence"}`` to the
   forecast for those days with its 95% interval (as the model comparison chose it: calibrated
   on the backtest folds, or the model's own where that came closer to 95%) and the model's cross-validated RMSE and MAE, the numbers the
   model-comparison report shows;
 - ``GET /models``: the models, their metrics, each interval's nominal and achieved coverage
-  on the evaluation folds, and the forecastable date range;
+  on the evaluation folds, the forecastable date range, the served version with its lineage,
+  and the registry's challenger;
 - ``GET /predictions?start_date=&end_date=&source=api|scheduled|all``: the forecasts issued
   for target days in that range, by the endpoint (api) and by the cycles (scheduled), with the
   actual value where the last cycle knew it (``helpers.operate.forecast_log``);
-- ``GET /health``: liveness, which artifact is served, and the forecast log's counts;
+- ``GET /health``: liveness, which artifact (version) is served, what the service follows
+  (its last check and last refusal), and the forecast log's counts;
 - ``GET /metrics``: Prometheus metrics (:mod:`helpers.app.metrics`): requests by route and
   status, latency, predictions served, the served model, the last data and the last cycle's
   monitoring signals. ``--no-metrics`` turns them off (benchmarks).
@@ -42,7 +47,9 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import sys
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -57,11 +64,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpers.app.metrics import CONTENT_TYPE, ServiceMetrics
+from helpers.app.model_source import ARTIFACT_ENV, ARTIFACT_LINEAGE, ModelFollower, source_for
 from helpers.forecast.artifact import LEVELS, ArtifactError, load_artifact
 from helpers.operate.forecast_log import SOURCES, ForecastLogWriter, ForecastPath, PredictionReader
 from helpers.operate.signal_snapshot import SIGNALS_NAME
 
-ARTIFACT_ENV = "HELPERS_ARTIFACT"
 INTERVAL = ("lo-95", "hi-95")
 #: Serialised /predict answers kept (1 to 3 kB each for a 28-day horizon); a model with a
 #: horizon of n days has n(n+1) of them (every day range, with and without the interval).
@@ -155,12 +162,20 @@ class Forecasts:
     training_end: str
     series_id: str
     window: tuple[str, str]  # the days every model can forecast (the shortest path decides)
+    frequency: str = ""
+    version: int | None = None  # the registry version; None for a file
+    lineage: dict[str, str] = field(default_factory=dict)  # the version's tags, or the artifact's own
+    origin: str = ""  # what is served, as a user names it: the file, or models:/<name>/<version>
     #: serialised answers by (model, first index, end index, include_confidence), least recently
     #: used first; the artifact does not change while loaded, and a new load starts an empty one
     answers: dict[tuple[str, int, int, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Forecasts":
+    def load(cls, path: str | Path, version: int | None = None, lineage: dict[str, str] | None = None,
+             origin: str | None = None) -> "Forecasts":
+        """Read and reshape the artifact at ``path``; ``version``, ``lineage`` (default: the
+        artifact's :data:`~helpers.app.model_source.ARTIFACT_LINEAGE`) and ``origin`` (default:
+        ``path``) are what the service reports about it."""
         payload = load_artifact(path)
         models = {}
         fitted_until = datetime.fromisoformat(payload["training_end"]).date()
@@ -182,9 +197,12 @@ class Forecasts:
                 metrics={k: float(v) for k, v in model["cv"].items()}, members=model.get("members"),
                 intervals=_intervals(model), issued=issued, index={d: k for k, d in enumerate(dates)})
         window = (max(m.dates[0] for m in models.values()), min(m.dates[-1] for m in models.values()))
+        if lineage is None:
+            lineage = {key: str(payload[key]) for key in ARTIFACT_LINEAGE}
         return cls(path=Path(path), models=models, selected=payload["selected_model"],
                    last_updated=payload["created_utc"], training_end=payload["training_end"],
-                   series_id=payload["series_id"], window=window)
+                   series_id=payload["series_id"], window=window, frequency=str(payload["frequency"]),
+                   version=version, lineage=lineage, origin=str(path) if origin is None else origin)
 
     def answer(self, served: ServedModel, i: int, j: int, include_confidence: bool) -> bytes:
         """The JSON body of ``POST /predict`` for days ``i`` to ``j - 1`` of ``served`` (a checked
@@ -218,7 +236,8 @@ def _intervals(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def default_artifact() -> Path:
-    """``HELPERS_ARTIFACT`` if set, else ``<products>/model/forecast_artifact.json`` of the settings."""
+    """``HELPERS_ARTIFACT`` if set, else the last build's ``<products>/model/forecast_artifact.json``
+    (the benchmarks serve it; without ``--artifact`` the service serves the registry's champion)."""
     if os.environ.get(ARTIFACT_ENV):
         return Path(os.environ[ARTIFACT_ENV])
     from helpers.core.settings import load_settings
@@ -443,8 +462,13 @@ def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
 
 def create_app(artifact: str | Path | None = None, max_request_bytes: int | None = None,
                forecast_log_dir: str | Path | None = None, flush_seconds: float | None = None,
-               log_forecasts: bool = True, freeze_gc: bool = False, metrics: bool = True) -> FastAPI:
-    """The app; the artifact (default: :func:`default_artifact`) is loaded when it starts.
+               log_forecasts: bool = True, freeze_gc: bool = False, poll_seconds: float | None = None,
+               follower: ModelFollower | None = None, metrics: bool = True) -> FastAPI:
+    """The app; what it serves is loaded when it starts: ``artifact``, else ``HELPERS_ARTIFACT``,
+    else the registry's champion (:func:`helpers.app.model_source.source_for`), or what the
+    ``follower`` already loaded (:func:`main`). It checks that source again every
+    ``poll_seconds`` (default: the setting ``registry_poll_seconds``), and at once on SIGHUP
+    when it runs in the main thread.
 
     Request bodies above ``max_request_bytes`` (default: the setting) get 413 (:class:`BodyLimit`).
     Served forecasts are logged to ``forecast_log_dir`` every ``flush_seconds`` (default: the
@@ -459,19 +483,23 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
     long) and under 3 ms after. Not in tests or an embedding process, whose objects it would
     keep for good.
     """
-    if max_request_bytes is None or forecast_log_dir is None or flush_seconds is None:
+    if max_request_bytes is None or forecast_log_dir is None or flush_seconds is None or poll_seconds is None:
         # these settings only: the others' checks import pandas (100 MB)
         from helpers.core.settings import forecast_log_settings, raw_settings, request_limit
+        from helpers.core.settings import poll_seconds as poll_setting
 
         raw = raw_settings()
         max_request_bytes = request_limit(raw) if max_request_bytes is None else max_request_bytes
         default_dir, default_flush = forecast_log_settings(raw)
         forecast_log_dir = default_dir if forecast_log_dir is None else forecast_log_dir
         flush_seconds = default_flush if flush_seconds is None else flush_seconds
+        poll_seconds = poll_setting(raw) if poll_seconds is None else poll_seconds
 
     @asynccontextmanager
     async def lifespan(app: ForecastService):
-        app.state.forecasts = Forecasts.load(artifact or default_artifact())
+        source = follower or ModelFollower(source_for(artifact), Forecasts.load, poll_seconds)
+        app.state.model_source = source
+        app.state.forecasts = source.served if source.served is not None else source.start()
         app.state.predictions = PredictionReader(forecast_log_dir)
         app.state.log = ForecastLogWriter(forecast_log_dir, flush_seconds) if log_forecasts else None
         telemetry = getattr(app, "_native_telemetry", None)  # FastAPI's OpenTelemetry bridge
@@ -479,16 +507,28 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         if freeze_gc:
             gc.collect()
             gc.freeze()
-        if app.state.log is None:
-            yield
-            return
-        flusher = asyncio.create_task(app.state.log.run())
+
+        def swap(new: Forecasts) -> None:
+            app.state.forecasts = new  # one assignment: a request reads the old object or the new one
+
+        loop = asyncio.get_running_loop()
+        sighup = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+        if sighup:
+            loop.add_signal_handler(signal.SIGHUP, source.wake)
+        tasks = [asyncio.create_task(source.run(swap))]
+        if app.state.log is not None:
+            tasks.append(asyncio.create_task(app.state.log.run()))
         try:
             yield
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            app.state.log.close()  # what is left, and the file closed for the fold (a no-op if the flusher did it)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            source.close()
+            if app.state.log is not None:
+                app.state.log.close()  # what is left, and the file closed for the fold (a no-op if the flusher did it)
 
     app = ForecastService(title="Demand forecast", version="1", lifespan=lifespan,
                           description="Daily electricity demand forecasts from the model-comparison artifact.")
@@ -509,21 +549,26 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
 
     @app.get("/health", response_class=ORJSONBytes)
     async def health(request: Request) -> ORJSONBytes:
-        """Liveness, which artifact is being served, and the forecast log's counts (null when off):
-        rows written, rows dropped because they could not be written, and the last error."""
+        """Liveness, which artifact (registry version) is being served, what the service follows
+        (mode, last check, last refusal), and the forecast log's counts (null when off): rows
+        written, rows dropped because they could not be written, and the last error."""
         f: Forecasts = request.app.state.forecasts
         log: ForecastLogWriter | None = request.app.state.log
-        return ORJSONBytes({"status": "ok", "artifact": str(f.path), "series_id": f.series_id,
-                            "selected_model": f.selected, "last_updated": f.last_updated,
+        return ORJSONBytes({"status": "ok", "artifact": f.origin, "series_id": f.series_id,
+                            "selected_model": f.selected, "last_updated": f.last_updated, "served_version": f.version,
+                            "model_source": request.app.state.model_source.status(),
                             "forecast_log": None if log is None else log.stats()})
 
     @app.get("/models", response_class=ORJSONBytes)
     async def models(request: Request) -> ORJSONBytes:
-        """Every served model with its cross-validated metrics and interval coverage, and the days
-        that can be forecast."""
+        """Every served model with its cross-validated metrics and interval coverage, the days
+        that can be forecast, the served version with its lineage, and the registry's challenger
+        (its version, lineage and pooled CV metrics; null when there is none or no registry)."""
         f: Forecasts = request.app.state.forecasts
         first, last = f.window
         return ORJSONBytes({
+            "served": {"version": f.version, "artifact": f.origin, "lineage": f.lineage},
+            "challenger": request.app.state.model_source.challenger,
             "selected_model": f.selected,
             "forecastable": {"start_date": first, "end_date": last},
             "training_end": f.training_end,
@@ -643,9 +688,10 @@ def http_protocol() -> type:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.app.service", description="Serve the forecast artifact.")
-    parser.add_argument("--artifact", type=Path, help=f"artifact file (default: ${ARTIFACT_ENV} or the "
-                        "settings' products/model/forecast_artifact.json)")
+    parser = argparse.ArgumentParser(prog="python -m helpers.app.service",
+                                     description="Serve the registry's champion (or an artifact file), following it.")
+    parser.add_argument("--artifact", type=Path, help=f"serve this artifact file, reloaded when it is replaced "
+                        f"(default: ${ARTIFACT_ENV}, else the model registry's champion)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-forecast-log", action="store_true",
@@ -653,15 +699,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-metrics", action="store_true",
                         help="do not count requests nor serve GET /metrics (to measure what metrics cost)")
     args = parser.parse_args(argv)
-    artifact = args.artifact or default_artifact()
-    try:
-        Forecasts.load(artifact)  # refuse to start, with the reason, before binding the port
-    except ArtifactError as exc:
+    from helpers.core.settings import poll_seconds, raw_settings
+
+    try:  # refuse to start, with the reason, before binding the port
+        follower = ModelFollower(source_for(args.artifact), Forecasts.load, poll_seconds(raw_settings()))
+        follower.start()
+    except (ArtifactError, ValueError) as exc:  # ValueError: a setting (ConfigError) or the registry's refusal
         print(f"error: cannot serve forecasts: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the registry's client raises its own kinds when its store is down
+        print(f"error: cannot serve forecasts: the model registry cannot be read ({type(exc).__name__}: {exc}); "
+              "try again when it is back, or serve a file with --artifact FILE", file=sys.stderr)
+        return 3
     import uvicorn
 
-    app = create_app(artifact, log_forecasts=not args.no_forecast_log, freeze_gc=True, metrics=not args.no_metrics)
+    app = create_app(log_forecasts=not args.no_forecast_log, freeze_gc=True, follower=follower,
+                     metrics=not args.no_metrics)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http=http_protocol(), log_level="warning",
                 access_log=False)
     return 0

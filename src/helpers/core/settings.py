@@ -161,6 +161,11 @@ def forecast_log_settings(raw: dict[str, Any]) -> tuple[Path, float]:
             _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True))
 
 
+def poll_seconds(raw: dict[str, Any]) -> float:
+    """``registry_poll_seconds``, checked: the forecast service reads it alone, like :func:`request_limit`."""
+    return _number(raw, "registry_poll_seconds", 0.0, 86400.0, strict=True)
+
+
 #: A registered model's name: MLflow refuses ``/`` and ``:``; quotes would break its search filters.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 
@@ -222,6 +227,7 @@ class Settings:
     warehouse_path: Path
     warehouse_wait_seconds: float
     max_request_bytes: int
+    registry_poll_seconds: float
     products: Path
     reports: Path
     mlflow_dir: Path
@@ -341,6 +347,7 @@ class Settings:
             warehouse_path=resolve(_required_text(raw, "warehouse_path")),
             warehouse_wait_seconds=_number(raw, "warehouse_wait_seconds", 0, 3600),
             max_request_bytes=request_limit(raw),
+            registry_poll_seconds=poll_seconds(raw),
             products=resolve(_required_text(raw, "products")),
             reports=resolve(_required_text(raw, "reports")),
             mlflow_dir=mlflow_dir, registry_model=registry_model, mlflow_experiment=mlflow_experiment,
