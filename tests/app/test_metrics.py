@@ -228,7 +228,8 @@ def test_a_new_snapshot_is_read_at_the_next_scrape_and_a_broken_one_leaves_the_g
     for _ in range(2):
         samples = scrape(client)
         assert not names(samples) & set(SIGNAL_FAMILIES)
-        assert value(samples, "forecast_model_info", model="ets", series_id="s", version="2026-01-01T00:00:00") == 1
+        assert value(samples, "forecast_model_info", model="ets", series_id="s", version="2026-01-01T00:00:00",
+                     registry_version="") == 1
     err = capfd.readouterr().err
     assert err.count("cannot read the monitoring signals") == 1, err  # once per version of the file
     assert str(path) in err
