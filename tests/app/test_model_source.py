@@ -326,11 +326,11 @@ V1, V2 = payload("2026-01-01T00:00:00"), payload("2026-01-08T00:00:00", 1000.0)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, mlflow_store_db):
     """An empty MLflow SQLite store, and one with five versions of ``demand-forecast``: 1 champion,
     2 challenger, 3 for another series, 4 whose stored artifact is corrupt, 5 with a day missing.
 
-    Making the tables and logging the first model cost 10-20 s: tests copy the database file
+    Logging the first model costs several seconds: tests copy the database file
     (aliases and tags live in it; the model files stay here)."""
     from mlflow import MlflowClient
 
@@ -339,8 +339,7 @@ def store(tmp_path_factory):
 
     gap = payload("2026-01-29T00:00:00")  # valid as an artifact; the service slices consecutive days only
     gap["models"]["ets"]["forecast"]["ds"][5:] = [f"2015-02-{d:02d}T00:00:00" for d in range(1, 26)]
-    empty = tmp_path_factory.mktemp("mlflow-empty")
-    local_store(empty).client().search_experiments()
+    empty = copy_store(mlflow_store_db, tmp_path_factory.mktemp("mlflow-empty"))  # the session's empty store
     folder = copy_store(empty / "mlflow.db", tmp_path_factory.mktemp("mlflow-versions"))
     registry = Registry(local_store(folder), NAME)
     for created, alias, body in (("1", "champion", V1), ("2", "challenger", V2),
