@@ -3,7 +3,8 @@
 nbval runs the notebooks in ``notebooks/`` with their default parameters, which fall back
 to the project settings. Here the session selects the fast ``test`` profile and ingests the
 default data and generates the configured A/B experiments into a temporary warehouse, so the notebooks read real data without touching
-the user's ``data/warehouse.duckdb``.
+the user's ``data/warehouse.duckdb``; MLflow runs and registered models go to a temporary store,
+never ``data/mlflow`` or a server named by ``MLFLOW_TRACKING_URI``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def pytest_sessionstart(session):
         "HELPERS_PRODUCTS": str(_TMP / "products"),
         "HELPERS_REPORTS": str(_TMP / "reports"),
         "HELPERS_FORECAST_LOG_DIR": str(_TMP / "forecast_log"),
+        "HELPERS_MLFLOW_DIR": str(_TMP / "mlflow"),  # nothing a test registers lands in data/mlflow
     })
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # nor on a team's server
+        os.environ.pop(name, None)
     settings = load_settings()
     ingest(settings)
     with Warehouse.from_settings(settings) as warehouse:

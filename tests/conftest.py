@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from pathlib import Path
+
 import pytest
 
 from helpers.data.quality import SeriesSpec
@@ -36,3 +40,24 @@ def warehouse(request, tmp_path, monkeypatch):
     monkeypatch.setenv("SNOWFLAKE_SCHEMA", "ANALYTICS")
     with fakesnow.patch(), Warehouse.open("snowflake") as wh:
         yield wh
+
+
+@pytest.fixture(scope="session")
+def mlflow_store_db(tmp_path_factory) -> Path:
+    """An MLflow SQLite database with its tables made and nothing in it, to copy wherever a test
+    needs a store. Making the tables costs ~4 s of migrations, so the xdist workers of a session
+    share one, made by the first under a lock."""
+    from helpers.lifecycle.tracking import DB_NAME, Store
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's folder, or this run's
+    db = root / "mlflow-empty" / DB_NAME
+    with open(root / "mlflow-empty.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not db.exists():
+            making = root / "mlflow-empty.making"
+            shutil.rmtree(making, ignore_errors=True)
+            uri = f"sqlite:///{making / DB_NAME}"
+            Store(uri, uri, "template").client().search_experiments()
+            making.rename(db.parent)
+    return db

@@ -52,7 +52,8 @@ EXIT_REFUSED = 2
 EXIT_UNAVAILABLE = 3
 #: Errors that mean the input was refused (exit 2) or the warehouse could not be used (exit 3).
 REFUSED = ("helpers.data.quality.DataQualityError", "helpers.core.settings.ConfigError",
-           "helpers.core.experiment_specs.ExperimentConfigError")
+           "helpers.core.experiment_specs.ExperimentConfigError", "helpers.lifecycle.registry.RegistryError",
+           "helpers.lifecycle.tracking.TrackingError")
 UNAVAILABLE = ("helpers.warehouse.client.WarehouseError", "helpers.warehouse.client.WarehouseBusy")
 
 

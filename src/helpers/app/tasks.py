@@ -10,6 +10,7 @@ runs it on the products it finds before a build, and deletes those that fail.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import nbformat
 from helpers.ab.store import load_configured
 from helpers.ab.validation import validate_experiments
 from helpers.core.experiment_specs import parse_specs
+from helpers.core.files import write_atomic
 from helpers.core.paths import resolve
 from helpers.core.provenance import file_sha256, git_commit, package_versions, stamp, utc_now
 from helpers.core.settings import load_settings
@@ -26,6 +28,8 @@ from helpers.data.ingest import ingest
 from helpers.data.quality import read_source
 from helpers.data.series import load_series
 from helpers.forecast import artifact, calibration, comparison
+from helpers.lifecycle import registry
+from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV
 from helpers.publish import release
 from helpers.publish.site import monitoring_site, render_reports, site_link
 from helpers.warehouse import Warehouse
@@ -105,6 +109,10 @@ def _notebooks(upstream: Any) -> dict[str, Path]:
     return paths
 
 
+def _registration(product: Any) -> dict[str, Any]:
+    return json.loads(Path(str(product)).read_text(encoding="utf-8"))
+
+
 def render_task(product: Any, upstream: Any, reports: str, source_file: str, run_parameters: str | dict,
                 resources_: dict[str, str]) -> None:
     """Render the problem statement and every executed notebook upstream into a fresh folder,
@@ -116,6 +124,8 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
     goes into each page's provenance.
     """
     notebooks = _notebooks(upstream)
+    notes = [f"Model registry: {_registration(upstream['register'])['note']}."] if "register" in list(upstream) \
+        else []  # a pipeline without the registry (tests/reliability's small project)
     pages = [resolve(path) for path in resources_.values()]
     # Ploomber hands a placeholder that looks like a dict over as one.
     parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
@@ -124,7 +134,7 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
     folder = release.new_folder(link)
     try:
         render_reports(notebooks, folder, pages=pages, stamp=record, more=[("Operations", [
-            site_link(monitoring_site(link), "Monitoring of the served forecast", "`make operate`")])])
+            site_link(monitoring_site(link), "Monitoring of the served forecast", "`make operate`")])], notes=notes)
     except Exception as exc:
         raise ReportsError(f"rendering the reports failed ({type(exc).__name__}: {exc}); the partial pages are in "
                            f"{folder}; {link} still shows the last good reports. Fix the cause and run "
@@ -163,13 +173,16 @@ def check_notebook(product: Any) -> None:
 
 
 def check_comparison(product: Any) -> None:
-    """The model comparison notebook reads, and its ``selection`` reads as a selection record."""
+    """The model comparison notebook reads, and its ``selection`` reads as a selection record with
+    the per-fold metrics the tracking store logs (older records lack them)."""
     check_notebook(product)
     path = Path(str(product["selection"]))
     try:
-        comparison.read_selection(path)
+        _, record = comparison.read_selection(path)
     except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise _broken(path, f"not a readable model selection ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(record.get("folds"), list):
+        raise _broken(path, "a model selection without per-fold metrics (written before they were recorded)")
 
 
 def check_artifact(product: Any) -> None:
@@ -178,6 +191,33 @@ def check_artifact(product: Any) -> None:
         artifact.load_artifact(str(product))
     except artifact.ArtifactError as exc:
         raise ProductError(str(product), str(exc)) from exc
+
+
+def _without_credentials(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part (the product is a file others may read)."""
+    scheme, sep, rest = uri.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else uri
+
+
+def check_registration(product: Any) -> None:
+    """The registration record reads, and the registry it names is the one the environment names
+    now: a local SQLite store whose file still exists, or the server of ``MLFLOW_REGISTRY_URI`` /
+    ``MLFLOW_TRACKING_URI``. A record that fails (the store deleted, or the variable changed) makes
+    the next build register the artifact again, there."""
+    path = Path(str(product))
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        recorded, version = str(record["registry_uri"]), int(record["version"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _broken(path, f"not a readable registration record ({type(exc).__name__}: {exc})") from exc
+    named = os.environ.get(REGISTRY_ENV, "").strip() or os.environ.get(TRACKING_ENV, "").strip()
+    if named and _without_credentials(named) != recorded:
+        raise _broken(path, f"version {version} was registered in {recorded}, but the environment now names {named}")
+    if not named and not recorded.startswith("sqlite:///"):
+        raise _broken(path, f"version {version} was registered in {recorded}, but {TRACKING_ENV} is no longer set")
+    if recorded.startswith("sqlite:///") and not Path(recorded.removeprefix("sqlite:///")).exists():
+        raise _broken(path, f"version {version} was registered in {recorded}, which no longer exists")
 
 
 def check_reports(product: Any) -> None:
@@ -220,3 +260,18 @@ def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backen
         "git_commit": git_commit(),
     }
     artifact.write_artifact(Path(str(product)), payload)
+
+
+def register_task(product: Any, upstream: Any, mlflow_dir: str, registry_model: str, mlflow_experiment: str) -> None:
+    """Log the model comparison as an MLflow run and register its forecast artifact
+    (:func:`helpers.lifecycle.registry.register_comparison`); the product records the version."""
+    settings = load_settings(mlflow_dir=mlflow_dir, registry_model=registry_model, mlflow_experiment=mlflow_experiment)
+    models = registry.Registry.from_settings(settings)
+    done = registry.register_comparison(models, str(upstream["model_comparison"]["selection"]),
+                                        str(upstream["fit_final"]))
+    write_atomic(Path(str(product)), json.dumps({
+        "registered_model": models.name, "version": done.version.version, "aliases": list(done.version.aliases),
+        "new": done.new, "run_id": done.version.run_id, "note": done.note,
+        "created_utc": done.version.lineage.get("created_utc"), "data_sha256": done.version.lineage.get("data_sha256"),
+        "tracking_uri": _without_credentials(models.store.tracking_uri),
+        "registry_uri": _without_credentials(models.store.registry_uri)}, indent=1))

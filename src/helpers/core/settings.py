@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -160,6 +161,23 @@ def forecast_log_settings(raw: dict[str, Any]) -> tuple[Path, float]:
             _number(raw, "forecast_log_flush_seconds", 0.0, 3600.0, strict=True))
 
 
+#: A registered model's name: MLflow refuses ``/`` and ``:``; quotes would break its search filters.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
+
+
+def mlflow_settings(raw: dict[str, Any]) -> tuple[Path, str, str]:
+    """``mlflow_dir``, ``registry_model`` and ``mlflow_experiment``, checked: the forecast service
+    reads them alone, like :func:`request_limit`."""
+    model = _required_text(raw, "registry_model")
+    if not _MODEL_NAME.fullmatch(model):
+        raise fail("registry_model", "must be 1 to 256 letters, digits, '.', '_' or '-', starting with a letter "
+                   "or digit", raw["registry_model"])
+    experiment = _required_text(raw, "mlflow_experiment")
+    if len(experiment) > 500 or not experiment.isprintable():
+        raise fail("mlflow_experiment", "must be at most 500 printable characters", raw["mlflow_experiment"])
+    return resolve(_required_text(raw, "mlflow_dir")), model, experiment
+
+
 def check_calendar(country: str, subdiv: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the allowed values when the holiday calendar is unknown."""
     import holidays
@@ -206,6 +224,9 @@ class Settings:
     max_request_bytes: int
     products: Path
     reports: Path
+    mlflow_dir: Path
+    registry_model: str
+    mlflow_experiment: str
     profile: str
     ab_experiments: dict[str, Any]
     ab_source_file: Path | None
@@ -298,6 +319,7 @@ class Settings:
             "hourly_min_train": _whole(raw, "hourly_min_train", 2 * max(SEASONS["hourly"])),
             "max_horizon": _whole(raw, "max_horizon", 1, 366),
         }
+        mlflow_dir, registry_model, mlflow_experiment = mlflow_settings(raw)
         return cls(
             series_id=_required_text(raw, "series_id"),
             source_file=resolve(_required_text(raw, "source_file")),
@@ -321,6 +343,7 @@ class Settings:
             max_request_bytes=request_limit(raw),
             products=resolve(_required_text(raw, "products")),
             reports=resolve(_required_text(raw, "reports")),
+            mlflow_dir=mlflow_dir, registry_model=registry_model, mlflow_experiment=mlflow_experiment,
             profile=_required_text(raw, "profile"),
             **_ab_settings(raw),
             **_operate_settings(raw),

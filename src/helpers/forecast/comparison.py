@@ -327,10 +327,25 @@ METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "raw_cov
            "calibrated_coverage_80", "calibrated_coverage_95", "directional_accuracy"]
 
 
+def fold_metrics(comparison: Comparison) -> list[dict]:
+    """Every model's metrics on each fold, earliest cutoff first: ``fold`` (1 is the earliest),
+    ``cutoff``, ``role`` (selection or evaluation) and ``metrics`` ``{model: {metric: value}}``
+    (the metrics of :data:`METRICS`; a value a fold does not have is left out)."""
+    roles = comparison.forecasts[["cutoff", "role"]].drop_duplicates().set_index("cutoff")["role"]
+    folds = []
+    for number, (cutoff, part) in enumerate(comparison.scores.dropna(subset=["value"]).groupby("cutoff"), start=1):
+        metrics: dict[str, dict[str, float]] = {}
+        for model, metric, value in part[["model", "metric", "value"]].itertuples(index=False):
+            metrics.setdefault(model, {})[metric] = float(value)
+        folds.append({"fold": number, "cutoff": cutoff.isoformat(), "role": roles[cutoff], "metrics": metrics})
+    return folds
+
+
 def selection_record(comparison: Comparison) -> dict:
     """What the final fit needs: the config, the choice, every model's evaluation metrics
     (``coverage_*`` of the served intervals, ``calibrated_coverage_*`` of the conformal ones,
-    ``raw_coverage_*`` of the models' own) and the interval calibration to serve."""
+    ``raw_coverage_*`` of the models' own) and the interval calibration to serve; and, for the
+    tracking store (:mod:`helpers.lifecycle.tracking`), every model's metrics per fold (``folds``)."""
     board = bt.leaderboard(comparison.scores, comparison.evaluation_cutoffs)
     return {
         "config": config_dict(comparison.config), "selected": comparison.selected, "members": comparison.members,
@@ -338,6 +353,7 @@ def selection_record(comparison: Comparison) -> dict:
         "calibration": calibration.to_record(comparison.calibrations),
         "selection_cutoffs": [c.isoformat() for c in comparison.selection_cutoffs],
         "evaluation_cutoffs": [c.isoformat() for c in comparison.evaluation_cutoffs],
+        "folds": fold_metrics(comparison),
     }
 
 

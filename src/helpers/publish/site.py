@@ -157,9 +157,11 @@ def index_sections(pages: list[tuple[str, str]], notebooks: list[tuple[str, str]
     return [(heading, items) for heading, items in sections.items() if items]
 
 
-def write_index(sections: list[tuple[str, list]], index: Path, stamp: dict[str, Any] | None = None) -> Path:
-    """An ``index.html`` linking every page (relative links, so the folder can move)."""
-    parts = []
+def write_index(sections: list[tuple[str, list]], index: Path, stamp: dict[str, Any] | None = None,
+                notes: list[str] | None = None) -> Path:
+    """An ``index.html`` linking every page (relative links, so the folder can move); ``notes`` are
+    sentences shown under the title."""
+    parts = [f'  <p class="run-note">{html.escape(note)}</p>' for note in notes or []]
     for heading, items in sections:
         links = "\n".join(f'    <li><a href="{html.escape(name)}.html">{html.escape(title)}</a></li>'
                           for name, title in items)
@@ -171,7 +173,7 @@ def write_index(sections: list[tuple[str, list]], index: Path, stamp: dict[str, 
 
 # -- quarto --------------------------------------------------------------------------------------------------
 def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[str, Any] | None,
-                   staging: Path, more: list[tuple[str, list]] | None = None) -> Path:
+                   staging: Path, more: list[tuple[str, list]] | None = None, notes: list[str] | None = None) -> Path:
     """The staging folder ``quarto render`` builds: same page names as the nbconvert path."""
     staging.mkdir(parents=True, exist_ok=True)
     shutil.copy(project_root() / "_quarto.yml", staging / "_quarto.yml")
@@ -185,7 +187,7 @@ def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[st
         shutil.copy(path, staging / f"{name}.ipynb")
         titles.append((name, notebook_title(nbformat.read(path, as_version=4), name)))
     sections = index_sections([(p.stem, markdown_title(p)) for p in pages], titles) + (more or [])
-    lines = ["---", 'title: "Demand analytics reports"', "---", ""]
+    lines = ["---", 'title: "Demand analytics reports"', "---", ""] + [f"{note}\n" for note in notes or []]
     for heading, items in sections:
         lines += [f"## {heading}", ""] + [f"- [{title}]({name}.html)" for name, title in items] + [""]
     (staging / "index.md").write_text("\n".join(lines), encoding="utf-8")
@@ -194,13 +196,14 @@ def quarto_project(notebooks: dict[str, Path], pages: list[Path], stamp: dict[st
 
 def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index: Path | None = None,
                    pages: list[Path] | None = None, stamp: dict[str, Any] | None = None,
-                   more: list[tuple[str, list]] | None = None) -> Path:
+                   more: list[tuple[str, list]] | None = None, notes: list[str] | None = None) -> Path:
     """Render Markdown ``pages`` and ``notebooks`` into ``out_dir``; returns the index page.
 
     ``notebooks`` maps page names to executed notebooks (a list uses the file stems);
     ``stamp`` is the run's :func:`helpers.core.provenance.stamp`, shown on every page;
     ``more`` adds index sections (heading, [(link without ``.html``, title)]) after the pages,
-    for sites published beside this one (:func:`site_link`).
+    for sites published beside this one (:func:`site_link`); ``notes`` are sentences under the
+    index's title (which registry version the run made).
     """
     if not isinstance(notebooks, dict):
         notebooks = {path.stem: path for path in notebooks}
@@ -210,14 +213,14 @@ def render_reports(notebooks: list[Path] | dict[str, Path], out_dir: Path, index
     quarto = shutil.which("quarto")
     if quarto:
         with tempfile.TemporaryDirectory(prefix="quarto-site-") as tmp:
-            staging = quarto_project(notebooks, pages, stamp, Path(tmp), more)
+            staging = quarto_project(notebooks, pages, stamp, Path(tmp), more, notes)
             subprocess.run([quarto, "render", str(staging), "--output-dir", str(out_dir.resolve())], check=True)
         return index
     rendered = [render_markdown(path, out_dir, stamp) for path in pages]
     titles = [(target.stem, title) for target, title in
               (render_notebook(path, out_dir, name, stamp) for name, path in notebooks.items())]
     sections = index_sections([(target.stem, title) for target, title in rendered], titles) + (more or [])
-    return write_index(sections, index, stamp)
+    return write_index(sections, index, stamp, notes)
 
 
 def monitoring_site(reports: str | Path) -> Path:
