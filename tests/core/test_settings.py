@@ -134,6 +134,12 @@ def test_the_issue_s_example_message(clean_env):
     ("ab_experiments", "demo: {}", "needs a 'variants' mapping"),
     ("ab_experiments", "demo: [unclosed", "is not valid YAML/JSON"),
     ("fetch_url", "ftp://example.com/data", "must be an http:// or https:// address"),
+    ("retrain_every_days", 0, "must be at least 1"),
+    ("retrain_every_days", 367, "must be at most 366"),
+    ("retrain_margin", "0.6", "must be between 0 and 0.5"),
+    ("retrain_margin", -0.01, "must be between 0 and 0.5"),
+    ("retrain_folds", "four", "must be a whole number"),
+    ("retrain_folds", 0, "must be at least 1"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:
