@@ -108,6 +108,8 @@ def test_the_page_shows_the_decisions_newest_first_and_the_last_in_a_sentence():
     assert text.startswith("**Last decision (2026-03-10 08:00 UTC, triggered by red)**: No challenger was promoted: "
                            "the challenger could not be trained (ValueError: no data); version 1 stays champion.")
     assert "2 decisions so far (1 kept, 1 failed)" in text
+    page = decisions.styled_decision_table(frame).to_html()
+    assert made("kept").message in page  # whole, where a plain frame's HTML cuts long text
 
 
 def test_version_tags_hold_the_decision_and_its_numbers():

@@ -23,8 +23,10 @@ from helpers.lifecycle.decisions import Score
 from helpers.lifecycle.registry import Registry
 from helpers.operate.monitoring import Signal
 from helpers.warehouse import Warehouse
+from helpers.operate import alerts
 from tests.lifecycle.conftest import copy_store
-from tests.servers import smtp_server
+from tests.servers import free_port, smtp_server
+from tests.support import artifact_payload, daily_series
 
 T0 = datetime(2026, 3, 3, 8, 0)
 DAY = timedelta(days=1)
@@ -90,6 +92,40 @@ def test_the_margin_decides():
     assert not retrain.promotes(champion, Score(2, "b", 9.81, 11.0, 0.8, 0.95, ()), 0.02)
     assert not retrain.promotes(champion, Score(2, "b", 10.0, 11.0, 0.8, 0.95, ()), 0.02)  # equal: kept by the margin
     assert retrain.promotes(champion, Score(2, "b", 10.0, 11.0, 0.8, 0.95, ()), 0.0)
+
+
+def version_payload(selected: str, members: list[str] | None = None, holiday_country: str | None = None) -> dict:
+    """An artifact that forecasts with ``selected`` (an ensemble of ``members``), scaled intervals."""
+    payload = artifact_payload(models=(selected,))
+    payload["models"][selected]["members"] = members
+    payload["parameters"] = {"comparison": comparison.config_dict(comparison.ComparisonConfig.parse(
+        "daily", 7, 4, 28, ",".join(members or [selected]), 14, holiday_country=holiday_country))}
+    return payload
+
+
+def test_an_ensemble_is_scored_as_the_mean_of_its_members():
+    """Known answer: naive repeats the cutoff's value, seasonal naive the last week; the ensemble averages them."""
+    frame = daily_series(n=70, noise=0.0)
+    cutoffs = retrain.recent_cutoffs(frame["ds"], 7, 2, 14)
+    scores = retrain.score_versions(frame, {1: version_payload("ensemble", ["naive", "seasonal_naive"]),
+                                            2: version_payload("naive")}, cutoffs, 7)
+    y = frame.set_index("ds")["y"]
+    errors = []
+    for c in cutoffs:
+        days = pd.date_range(c + DAY, periods=7)
+        mean = (y[c] + y[days - 7 * DAY].to_numpy()) / 2
+        errors.append(np.abs(y[days].to_numpy() - mean))
+    assert scores[1].model == "ensemble" and scores[1].fold_mae == pytest.approx([e.mean() for e in errors])
+    assert scores[1].rmse == pytest.approx(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    assert scores[2].mae > scores[1].mae  # naive alone misses the whole weekly swing
+
+
+def test_a_version_whose_models_this_series_cannot_feed_cannot_be_scored():
+    frame = daily_series(n=70)
+    cutoffs = retrain.recent_cutoffs(frame["ds"], 7, 2, 14)
+    with pytest.raises(retrain.RetrainError, match="version 3 forecasts with ets_calendar, which this series cannot "
+                                                   "feed now .a calendar model needs holiday_country"):
+        retrain.score_versions(frame, {3: version_payload("ets_calendar")}, cutoffs, 7)
 
 
 # -- decisions on planted data ------------------------------------------------------------------------------------
@@ -189,27 +225,30 @@ def test_a_clearly_better_challenger_is_promoted_and_the_decision_recorded_and_s
 
 @slow
 def test_an_equal_challenger_is_kept_by_the_margin(project):
-    """The champion and the challenger select the same model on the same data: equal scores."""
-    settings = settings_for(project)
-    frame = comparison.prepare_frame(daily(settings))
-    registry = Registry.from_settings(settings)
-    _, artifact = retrain.train_challenger(settings, frame, project / "equal", "2026-02-01T00:00:00")
-    registry.promote(registry.register(artifact).version)  # version 2, selecting what a challenger will
+    """Trained with the champion's models on the same data, the challenger selects and calibrates
+    what the champion did: equal scores, which the margin does not let through."""
+    settings = settings_for(project, daily_models="naive")
     decision = retrain.make_decision(settings, daily(settings), T0, retrain.check_due(T0, (), None, (), 7),
                                      project / "retrain")
     assert decision.outcome == "kept" and decision.champion.mae == decision.challenger.mae
-    assert decision.message == (f"kept version 2: challenger version 3 MAE {decision.challenger.mae:.4g} vs champion "
-                                f"version 2 MAE {decision.champion.mae:.4g} on the same 3 folds; needs 2% lower (it is "
+    assert decision.message == (f"kept version 1: challenger version 2 MAE {decision.challenger.mae:.4g} vs champion "
+                                f"version 1 MAE {decision.champion.mae:.4g} on the same 3 folds; needs 2% lower (it is "
                                 "equal)")
-    assert registry.get("champion").version == 2 and registry.get("challenger").version == 3
-    assert registry.get(3).lineage["decision"] == "kept"
+    registry = Registry.from_settings(settings)
+    assert registry.get("champion").version == 1 and registry.get("challenger").version == 2
+    assert registry.get(2).lineage["decision"] == "kept"
 
 
 @slow
 def test_a_challenger_that_cannot_be_trained_is_a_failed_decision_and_the_champion_stays(project, capsys):
     settings = settings_for(project, daily_folds=200)  # more folds than the series holds
-    run = retrain.run_rule(settings, T0, [{"key": "accuracy:naive", "status": "red"}], project / "retrain")
+    down = alerts.EmailChannel("127.0.0.1", free_port(), "m@example.com", ("oncall@example.com",), starttls=False,
+                               timeout=2)
+    run = retrain.run_rule(settings, T0, [{"key": "accuracy:naive", "status": "red"}], project / "retrain",
+                           channels=[down])
     decision = run.decision
+    assert run.summary().splitlines()[1].startswith("  message not sent via email: e-mail not sent: cannot connect")
+    assert json.loads(json.dumps(run.as_record()))["decision"]["outcome"] == "failed"
     assert (decision.outcome, decision.triggered_by, decision.red_signals) == ("failed", "schedule, red",
                                                                                 ("accuracy:naive",))
     assert decision.message.startswith("no challenger was promoted: the challenger could not be trained "
@@ -247,3 +286,28 @@ def test_without_a_champion_there_is_nothing_to_compare_with(tmp_path, planted):
     assert decision.outcome == "failed" and decision.champion_version is None
     assert decision.message == ("no challenger was promoted: demand-forecast has no champion to compare a challenger "
                                 "with (`make run` registers the first); no version is champion")
+
+
+@slow
+def test_an_artifact_registered_already_is_no_challenger(project):
+    """Trained at the champion's time on the same data with its models: the very same artifact."""
+    settings = settings_for(project, daily_models="naive")
+    decision = retrain.make_decision(settings, daily(settings), datetime(2026, 1, 1),
+                                     retrain.check_due(T0, (), None, (), 7), project / "retrain")
+    assert (decision.outcome, decision.challenger_version) == ("failed", 1)
+    assert "the challenger's artifact is the champion's own (version 1)" in decision.message
+    registry = Registry.from_settings(settings)
+    assert len(registry.client.search_runs([registry.store.experiment_id(registry.client)])) == 1  # no run logged
+
+
+@slow
+def test_a_registry_that_cannot_be_read_is_a_failed_decision(tmp_path, planted, capsys):
+    shutil.copy(planted / "wh.duckdb", tmp_path / "wh.duckdb")
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "mlflow.db").write_text("not a database")
+    settings = settings_for(tmp_path)
+    decision = retrain.make_decision(settings, daily(settings), T0, retrain.check_due(T0, (), None, (), 7), tmp_path)
+    assert decision.outcome == "failed" and decision.champion_version is None
+    assert decision.message.startswith(f"no challenger was promoted: the registry sqlite:///{tmp_path}/mlflow/mlflow.db "
+                                       "could not be read (")
+    assert "retraining: the registry could not be read" in capsys.readouterr().err

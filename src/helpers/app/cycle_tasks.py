@@ -81,8 +81,9 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
     """Open, update or clear alerts from the monitoring signals and the files taken in; send the weekly summary.
     The signals also go to ``<forecast_log_dir>/signals.json`` for the service's ``GET /metrics``.
 
-    ``reference_artifact`` (the model comparison's) gives the cross-validated error and the
-    training window the signals are judged against."""
+    ``reference_artifact`` (the production artifact: the registry's champion, or the model
+    comparison's) gives the cross-validated error and the training window the signals are
+    judged against."""
     settings = load_settings()
     moment = datetime.fromisoformat(now)
     channels = alerts.channels_from_settings(settings)

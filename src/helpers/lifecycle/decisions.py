@@ -211,10 +211,9 @@ def resend(warehouse: Warehouse, decisions: pd.DataFrame, channels: Sequence[Cha
     """Send again the messages of decisions made from ``since`` on that a channel did not deliver;
     returns the ids of those sent again."""
     again = []
-    names = {channel.name for channel in channels}
     for found in decisions[decisions["decided_at"] >= pd.Timestamp(since)].to_dict("records"):
         before = json.loads(found["delivered"]) if isinstance(found["delivered"], str) and found["delivered"] else {}
-        missing = [c for c in channels if c.name in before and before[c.name] != SENT and c.name in names]
+        missing = [c for c in channels if c.name in before and before[c.name] != SENT]
         if not missing:
             continue
         results = send_message(*notice(from_row(found), link), missing)

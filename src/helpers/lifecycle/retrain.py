@@ -260,8 +260,11 @@ def make_decision(settings: Settings, view: pd.DataFrame, now: datetime, due: Du
     try:
         frame = comparison.prepare_frame(view)
         selection, artifact = train_challenger(settings, frame, folder, now.isoformat(timespec="seconds"))
-        run_id = log_comparison(registry.store, selection, artifact, client=registry.client)
-        challenger = registry.register(artifact, run_id=run_id, alias=CHALLENGER)
+        made = load_artifact(artifact)
+        challenger = registry.find(made["created_utc"], made["data_sha256"])  # trained already (a cycle run again)
+        if challenger is None:
+            run_id = log_comparison(registry.store, selection, artifact, client=registry.client)
+            challenger = registry.register(artifact, run_id=run_id, alias=CHALLENGER)
     except Exception as exc:  # one failing challenger must not end the cycle: it is a failed decision
         _report("the challenger could not be trained")
         return decision("failed", champion.version, reason=f"the challenger could not be trained ({_reason(exc)})")
