@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 export PLOOMBER_STATS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: help install tools run test cov bench serve scheduled-run operate replay clean distclean
+.PHONY: help install tools run test cov bench serve scheduled-run operate replay models promote rollback mlflow-ui \
+  clean distclean
 
 help:
 	@echo "make run    - install (if needed), build the pipeline, render reports/"
@@ -18,6 +19,9 @@ help:
 	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
 	@echo "make operate - one operating cycle: inbox -> refit -> forecast log -> monitoring -> alerts"
 	@echo "make replay - replay the data after REPLAY_TRAIN_UNTIL week by week through the cycle, into replay/"
+	@echo "make models - the registered model's versions: aliases, training range, CV MAE, data hash, commit"
+	@echo "make promote VERSION=N - make version N the champion;  make rollback - the previous champion again"
+	@echo "make mlflow-ui - the MLflow UI of the tracking store on http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "make clean  - remove products, reports and the embedded warehouse"
 
 $(BIN)/python:
@@ -88,6 +92,22 @@ REPLAY_STEP ?= 7D
 replay: $(STAMP)
 	HELPERS_PROFILE=$(REPLAY_PROFILE) $(BIN)/python -m helpers.app.replay --train-until $(REPLAY_TRAIN_UNTIL) \
 	  --step $(REPLAY_STEP) $(if $(REPLAY_FILE),--file $(REPLAY_FILE))
+
+# The model registry (helpers.lifecycle.registry): exit 0 done, 2 refused (nothing changed), 3 store unavailable.
+models: $(STAMP)
+	$(BIN)/python -m helpers.lifecycle.registry list
+
+promote: $(STAMP)
+	@[ -n "$(VERSION)" ] || { echo "make promote needs the version: make promote VERSION=N (make models lists them)" >&2; exit 2; }
+	$(BIN)/python -m helpers.lifecycle.registry promote $(VERSION)
+
+rollback: $(STAMP)
+	$(BIN)/python -m helpers.lifecycle.registry rollback
+
+# The MLflow UI over the local tracking store (mlflow_dir; MLFLOW_TRACKING_URI names a server with its own UI).
+MLFLOW_PORT ?= 5000
+mlflow-ui: $(STAMP)
+	$(BIN)/python -m helpers.lifecycle.tracking ui --port $(MLFLOW_PORT)
 
 clean:
 	rm -rf products products-* products.failed-* reports reports.[0-9]* monitoring monitoring.[0-9]* replay \

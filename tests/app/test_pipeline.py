@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,15 +55,17 @@ def own_file(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, mlflow_store_db):
     out = tmp_path_factory.mktemp("pipeline")
+    (out / "mlflow").mkdir()  # the registry's store: its tables made (tests/conftest.py), nothing in it
+    shutil.copy(mlflow_store_db, out / "mlflow" / mlflow_store_db.name)
     with pytest.MonkeyPatch.context() as env:  # the build reads the experiments' settings again
         for key, value in SMALL_EXPERIMENTS.items():
             env.setenv(key, value)
         settings = load_settings("test", series_id="site_load", source_file=str(own_file(out / "site_load.parquet")),
                                  timestamp_col="time", target_col="load_mw", temperature_col="", workday_col="",
                                  freq="1h", products=str(out / "products"), reports=str(out / "reports"),
-                                 warehouse_path=str(out / "warehouse.duckdb"))
+                                 warehouse_path=str(out / "warehouse.duckdb"), mlflow_dir=str(out / "mlflow"))
         with side_ingests(settings.warehouse_path, DQ / "clean.csv") as side:
             first = build(settings)
             statuses, errors = side.communicate(timeout=300)
@@ -87,7 +90,33 @@ def test_every_task_runs_then_nothing_runs(built):
     experiments = {f"bayesian_ab-{name}" for name in settings.ab_experiments}
     assert len(experiments) >= 2
     assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "model_comparison",
-                                  "fit_final", "experiments", "reports"} | experiments
+                                  "fit_final", "register", "experiments", "reports"} | experiments
+
+
+@pytest.mark.slow
+def test_the_build_registered_version_1_as_champion_in_its_own_store(built):
+    """A fresh store: the build logs the comparison's run and registers the artifact as version 1,
+    champion; the second build registers nothing; the reports index says so."""
+    import json
+
+    from helpers.forecast.artifact import load_artifact
+    from helpers.lifecycle.registry import Registry
+
+    settings, *_ = built
+    record = json.loads((settings.products / "model" / "registration.json").read_text())
+    assert (record["version"], record["aliases"], record["new"]) == (1, ["champion"], True)
+    assert record["registry_uri"] == f"sqlite:///{settings.mlflow_dir}/mlflow.db"  # the test's folder, not data/
+    registry = Registry.from_settings(settings)
+    [version] = registry.versions()  # the second build registered nothing
+    payload = load_artifact(settings.products / "model" / "forecast_artifact.json")
+    assert version.version == 1 and version.aliases == ("champion",) and version.run_id == record["run_id"]
+    assert (version.lineage["series_id"], version.lineage["created_utc"]) == ("site_load", payload["created_utc"])
+    assert version.lineage["selected_model"] == payload["selected_model"]
+    run = registry.client.get_run(version.run_id)
+    assert run.data.params["settings.source_file"] == str(settings.source_file)
+    assert any(key.startswith("fold/") for key in run.data.metrics)
+    assert ("Model registry: this run registered version 1 of demand-forecast as champion (the first)."
+            in (settings.reports / "index.html").read_text())
 
 
 @pytest.mark.slow
@@ -183,6 +212,7 @@ def test_every_checked_product_of_the_pipeline_names_its_check():
     prefix = "helpers.app.tasks."
     assert checks["model_comparison"] == prefix + "check_comparison"
     assert checks["fit_final"] == prefix + "check_artifact" and checks["reports"] == prefix + "check_reports"
+    assert checks["register"] == prefix + "check_registration"
     notebooks = ["data_quality", "eda", "hypothesis_tests", "bayesian_ab-[[experiment_id]]"]  # the last: a grid
     for name in notebooks:
         assert checks[name] == prefix + "check_notebook", name

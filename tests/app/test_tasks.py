@@ -202,3 +202,17 @@ def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypat
     text = index.read_text()
     assert ">Monitoring of the served forecast<" in text and "not published yet" not in text
     assert (index.resolve().parent / "../monitoring/index.html").resolve() == (tmp_path / "monitoring" / "index.html")
+
+
+def test_a_selection_without_per_fold_metrics_fails_its_check(tmp_path):
+    """Selections written before the tracking store logged per-fold metrics are made again by the
+    next build (the pipeline removes a product that fails its check)."""
+    config = cmp.config_dict(cmp.ComparisonConfig.parse("daily", 7, 4, 28, "naive", 14))
+    notebook = tmp_path / "model_comparison.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"config": config, "selected": "naive", "folds": []}))
+    tasks.check_comparison({"nb": notebook, "selection": selection})
+    selection.write_text(json.dumps({"config": config, "selected": "naive"}))
+    with pytest.raises(tasks.ProductError, match="a model selection without per-fold metrics .* `make run` makes it"):
+        tasks.check_comparison({"nb": notebook, "selection": selection})

@@ -13,6 +13,16 @@ def test_defaults_come_from_env_yaml(clean_env):
     assert settings.warehouse_backend == "duckdb" and settings.target_min == 0.0 and settings.target_max is None
     assert settings.profile == "full"
     assert settings.encoding == "utf-8" and settings.max_request_bytes == 65536
+    assert settings.mlflow_dir == project_root() / "data" / "mlflow"
+    assert settings.registry_model == settings.mlflow_experiment == "demand-forecast"
+
+
+def test_the_mlflow_settings_are_read_alone_for_the_service(clean_env, monkeypatch, tmp_path):
+    from helpers.core.settings import mlflow_settings
+
+    assert load_settings("test").mlflow_dir == project_root() / "products-test" / "mlflow"  # the test profile's
+    monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path))
+    assert mlflow_settings(raw_settings()) == (tmp_path, "demand-forecast", "demand-forecast")
 
 
 def test_the_service_reads_its_body_limit_alone_without_pandas(clean_env, monkeypatch):
@@ -140,6 +150,10 @@ def test_the_issue_s_example_message(clean_env):
     ("retrain_margin", -0.01, "must be between 0 and 0.5"),
     ("retrain_folds", "four", "must be a whole number"),
     ("retrain_folds", 0, "must be at least 1"),
+    ("registry_model", "demand/forecast", "must be 1 to 256 letters, digits, '.', '_' or '-', starting with a"),
+    ("registry_model", "-x", "must be 1 to 256 letters"),
+    ("mlflow_experiment", "a\tb", "must be at most 500 printable characters"),
+    ("mlflow_dir", " ", "must not be empty"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:

@@ -61,6 +61,13 @@ def test_comparison_end_to_end_on_a_seasonal_series(tmp_path):
     assert board.loc["ses", "served coverage_80"] == pytest.approx(inside)
     assert record["metrics"]["ses"]["coverage_80"] == pytest.approx(inside)
     assert cmp.fold_table(comparison)["role"].value_counts().to_dict() == {"selection": 3, "evaluation": 3}
+    # per fold, for the tracking store: every model's metrics, earliest cutoff first; the pooled MAE is their mean
+    folds = record["folds"]
+    assert [f["fold"] for f in folds] == list(range(1, 7)) and [f["role"] for f in folds] == ["selection"] * 3 + [
+        "evaluation"] * 3
+    assert [pd.Timestamp(f["cutoff"]) for f in folds] == sorted(comparison.forecasts["cutoff"].unique())
+    assert set(folds[0]["metrics"]) == set(board.index)
+    assert np.mean([f["metrics"]["ses"]["mae"] for f in folds[3:]]) == pytest.approx(record["metrics"]["ses"]["mae"])
     assert len(cmp.backtest_residuals(comparison, "ses")) == 6 * 7
     assert not cmp.seasonal_errors(comparison, frame.set_index("ds")["workday"]).empty
     selection = cmp.write_selection(comparison, tmp_path / "selection.json")

@@ -238,6 +238,8 @@ def test_the_environment_names_a_team_store(monkeypatch, tmp_path):
     assert (team.tracking_uri, team.registry_uri, team.artifact_root) == ("http://mlflow.example:5000",) * 2 + (None,)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://registry.example:5000")
     assert Registry.from_settings(settings).store.registry_uri == "http://registry.example:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/team/runs.db")  # a file: artifacts beside it
+    assert Registry.from_settings(settings).store.artifact_root == tmp_path / "team" / "artifacts"
 
 
 # -- the command line: python -m helpers.lifecycle.registry (make models, make promote, make rollback) ------------
@@ -323,3 +325,26 @@ def test_a_bad_setting_exits_2_and_an_unusable_store_exits_3(monkeypatch, tmp_pa
         f"unavailable: the MLflow store sqlite:///{tmp_path}/mlflow.db could not be used ((sqlite3.DatabaseError) file "
         "is not a database); check MLFLOW_TRACKING_URI / mlflow_dir and try again")
     assert (tmp_path / "mlflow.db").read_text() == "not a database"
+
+
+def test_the_pyfunc_slices_the_artifact_s_paths_and_refuses_what_it_does_not_hold():
+    """The model class itself (MLflow runs a copy of its file when it loads a version)."""
+    from helpers.lifecycle.forecast_model import ForecastModel
+    from tests.support import artifact_payload
+
+    model = ForecastModel()
+    model.load(artifact_payload(n=5, models=("a", "ensemble")))
+    answer = model.predict(None, pd.DataFrame({"start_date": ["2015-01-04", "2015-01-01"],
+                                               "end_date": ["2015-01-05", "2015-01-01"],
+                                               "model": [None, "ensemble"]}))
+    assert answer.to_dict("list") == {"request": [0, 0, 1], "ds": ["2015-01-04", "2015-01-05", "2015-01-01"],
+                                      "model": ["a", "a", "ensemble"], "mean": [103.0, 104.0, 101.0],
+                                      "lo-80": [98.0, 99.0, 96.0], "hi-80": [108.0, 109.0, 106.0],
+                                      "lo-95": [94.0, 95.0, 92.0], "hi-95": [112.0, 113.0, 110.0]}
+    assert model.predict(None, pd.DataFrame({"start_date": [], "end_date": []})).empty
+    with pytest.raises(ValueError, match="unknown model 'prophet'; this version forecasts a, ensemble"):
+        model.predict(None, pd.DataFrame({"start_date": ["2015-01-01"], "end_date": ["2015-01-01"],
+                                          "model": ["prophet"]}))
+    with pytest.raises(ValueError, match="start_date 2015-01-04 to end_date 2015-01-09 is outside the forecastable "
+                                         r"days 2015-01-01 to 2015-01-05 \(start must not be after end\)"):
+        model.predict(None, pd.DataFrame({"start_date": ["2015-01-04"], "end_date": ["2015-01-09"]}))

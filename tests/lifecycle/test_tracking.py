@@ -131,6 +131,7 @@ def test_the_ui_serves_the_local_store_on_localhost(tmp_path, monkeypatch, capsy
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
     assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "5123"
     assert command[command.index("--artifacts-destination") + 1] == str(tmp_path / "artifacts")
+    assert command[command.index("--workers") + 1] == "1"
     monkeypatch.setenv("HELPERS_MLFLOW_DIR", str(tmp_path))
     assert main(["uri"]) == 0 and capsys.readouterr().out.strip() == f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
@@ -197,6 +198,9 @@ def test_later_builds_register_challengers_and_another_series_without_alias(fold
     assert (later["version"], later["aliases"], later["new"]) == (2, ["challenger"], True)
     assert later["note"] == ("this run registered version 2 of demand-forecast as challenger; the champion is still "
                              "version 1 (`make promote VERSION=2` serves it)")
+    client = local_store(folder).client()
+    assert sorted(a.path for a in client.list_artifacts(later["run_id"])) == ["forecast_artifact.json",
+                                                                             "selection.json"]  # whatever the paths
     other = register(folder, selection, variant(artifact, tmp_path / "other.json", created_utc="2099-01-02T00:00:00",
                                                 series_id="site_b"))
     assert (other["version"], other["aliases"]) == (3, [])
@@ -219,8 +223,10 @@ def test_the_registration_check_fails_when_the_store_it_names_is_gone_or_changed
     register(folder, *comparison_products)
     product = folder / "registration.json"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@mlflow.example:5000")
-    with pytest.raises(ProductError, match="was registered in sqlite:///.*, but the environment now names http"):
+    with pytest.raises(ProductError, match="was registered in sqlite:///.*, but the environment now names "
+                                           "http://mlflow.example:5000;") as caught:
         check_registration(product)
+    assert "secret" not in str(caught.value)  # messages and files never show the password
     record = json.loads(product.read_text())
     product.write_text(json.dumps({**record, "registry_uri": "http://mlflow.example:5000"}))
     check_registration(product)  # the server it names, the password left out of the file
@@ -234,3 +240,25 @@ def test_the_registration_check_fails_when_the_store_it_names_is_gone_or_changed
     product.write_text("{")
     with pytest.raises(ProductError, match="not a readable registration record"):
         check_registration(product)
+
+
+def test_a_parameter_longer_than_mlflow_allows_is_left_out_and_named(store, comparison_products, tmp_path):
+    selection, artifact = comparison_products
+    payload = json.loads(artifact.read_text())
+    long = variant(artifact, tmp_path / "long.json",
+                   parameters={**payload["parameters"], "ab_experiments": "x" * 7000})
+    client = store.client()
+    run = client.get_run(log_comparison(store, selection, long, client=client))
+    assert "settings.ab_experiments" not in run.data.params and "settings.series_id" in run.data.params
+    assert run.data.tags["params_left_out"] == ("settings.ab_experiments (longer than 6000 characters; see parameters "
+                                                "in forecast_artifact.json)")
+
+
+def test_the_register_task_refuses_an_artifact_that_fails_its_check(folder, comparison_products, tmp_path):
+    from helpers.lifecycle.registry import RegistryError
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 3, "trunc')
+    with pytest.raises(RegistryError, match="cannot register .*broken.json: .*corrupt JSON"):
+        register(folder, comparison_products[0], broken)
+    assert not (folder / "registration.json").exists()

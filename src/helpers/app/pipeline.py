@@ -21,7 +21,8 @@ What a build replaces, and when:
   to it (:mod:`helpers.publish.release`). A failed build leaves the last good reports.
 
 Exit status: 0 built, 1 a task failed (or the build was stopped), 2 refused input (a
-setting, or a source file the data-quality checks refuse), 3 the warehouse was unavailable.
+setting, or a source file the data-quality checks refuse), 3 the warehouse or the MLflow store
+was unavailable.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ EXIT_UNAVAILABLE = 3
 REFUSED = ("helpers.data.quality.DataQualityError", "helpers.core.settings.ConfigError",
            "helpers.core.experiment_specs.ExperimentConfigError", "helpers.lifecycle.registry.RegistryError",
            "helpers.lifecycle.tracking.TrackingError")
-UNAVAILABLE = ("helpers.warehouse.client.WarehouseError", "helpers.warehouse.client.WarehouseBusy")
+UNAVAILABLE = ("helpers.warehouse.client.WarehouseError", "helpers.warehouse.client.WarehouseBusy",
+               "mlflow.exceptions.MlflowException")  # the MLflow store (a team's server) could not be used
 
 
 class BuildFailed(RuntimeError):
@@ -221,7 +223,7 @@ def _stop(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.app.pipeline",
                                      epilog="exit status: 0 built, 1 a task failed or the build was stopped, "
-                                            "2 refused input, 3 warehouse unavailable")
+                                            "2 refused input, 3 warehouse or MLflow store unavailable")
     parser.add_argument("command", choices=["build", "status"])
     parser.add_argument("--profile", help="settings profile, e.g. 'test' for env.test.yaml")
     parser.add_argument("--force", action="store_true", help="run every task, changed or not")

@@ -99,7 +99,7 @@ def train(settings: Settings) -> Path:
     artifact = settings.products / "model" / "forecast_artifact.json"
     fit_final_task(artifact, {"model_comparison": {"selection": selection}}, settings.series_id,
                    settings.warehouse_backend, str(settings.warehouse_path), str(settings.max_fill_steps),
-                   settings.profile)
+                   settings.profile, str(settings.source_file))
     register_comparison(Registry.from_settings(settings), selection, artifact)
     return artifact
 

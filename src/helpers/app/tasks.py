@@ -29,7 +29,7 @@ from helpers.data.quality import read_source
 from helpers.data.series import load_series
 from helpers.forecast import artifact, comparison
 from helpers.lifecycle import registry
-from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV
+from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, without_credentials
 from helpers.publish import release
 from helpers.publish.site import monitoring_site, render_reports, site_link
 from helpers.warehouse import Warehouse
@@ -193,13 +193,6 @@ def check_artifact(product: Any) -> None:
         raise ProductError(str(product), str(exc)) from exc
 
 
-def _without_credentials(uri: str) -> str:
-    """``uri`` without a ``user:password@`` part (the product is a file others may read)."""
-    scheme, sep, rest = uri.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else uri
-
-
 def check_registration(product: Any) -> None:
     """The registration record reads, and the registry it names is the one the environment names
     now: a local SQLite store whose file still exists, or the server of ``MLFLOW_REGISTRY_URI`` /
@@ -211,8 +204,8 @@ def check_registration(product: Any) -> None:
         recorded, version = str(record["registry_uri"]), int(record["version"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _broken(path, f"not a readable registration record ({type(exc).__name__}: {exc})") from exc
-    named = os.environ.get(REGISTRY_ENV, "").strip() or os.environ.get(TRACKING_ENV, "").strip()
-    if named and _without_credentials(named) != recorded:
+    named = without_credentials(os.environ.get(REGISTRY_ENV, "").strip() or os.environ.get(TRACKING_ENV, "").strip())
+    if named and named != recorded:
         raise _broken(path, f"version {version} was registered in {recorded}, but the environment now names {named}")
     if not named and not recorded.startswith("sqlite:///"):
         raise _broken(path, f"version {version} was registered in {recorded}, but {TRACKING_ENV} is no longer set")
@@ -233,11 +226,13 @@ def check_reports(product: Any) -> None:
 
 
 def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backend: str, warehouse_path: str,
-                   max_fill_steps: str, profile: str) -> None:
+                   max_fill_steps: str, profile: str, source_file: str | None = None) -> None:
     """Fit the selected daily model, its ensemble members and the ensemble on all data; write the
-    artifact with the intervals the comparison chose to serve."""
+    artifact with the intervals the comparison chose to serve. ``source_file`` is the build's data
+    file, whose hash the artifact (and the registry's lineage) records."""
     settings = load_settings(series_id=series_id, warehouse_backend=warehouse_backend,
-                             warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile)
+                             warehouse_path=warehouse_path, max_fill_steps=max_fill_steps, profile=profile,
+                             source_file=source_file or None)
     config, record = comparison.read_selection(upstream["model_comparison"]["selection"])
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         view = load_series(warehouse, settings.series_id, "daily", max_fill_steps=settings.max_fill_steps)
@@ -259,5 +254,4 @@ def register_task(product: Any, upstream: Any, mlflow_dir: str, registry_model: 
         "registered_model": models.name, "version": done.version.version, "aliases": list(done.version.aliases),
         "new": done.new, "run_id": done.version.run_id, "note": done.note,
         "created_utc": done.version.lineage.get("created_utc"), "data_sha256": done.version.lineage.get("data_sha256"),
-        "tracking_uri": _without_credentials(models.store.tracking_uri),
-        "registry_uri": _without_credentials(models.store.registry_uri)}, indent=1))
+        "tracking_uri": models.store.runs_where, "registry_uri": models.store.where}, indent=1))

@@ -66,7 +66,8 @@ class RegistryError(ValueError):
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered version: its number, aliases, the run that made it, its lineage tags."""
+    """One registered version: its number, aliases, the run that made it, and its tags: the lineage
+    (:data:`LINEAGE`) and any other a person or a later step added (MLflow's own ``mlflow.*`` left out)."""
 
     version: int
     aliases: tuple[str, ...]
@@ -111,7 +112,8 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
-        """The registry of ``settings`` (``mlflow_dir``, ``registry_model``; ``MLFLOW_*_URI`` win)."""
+        """The registry of ``settings``: anything with ``mlflow_dir``, ``mlflow_experiment`` and
+        ``registry_model`` (``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` win)."""
         return cls(Store.from_settings(settings), settings.registry_model)
 
     @property
@@ -198,7 +200,7 @@ class Registry:
     def _require(self, version: int | str) -> ModelVersion:
         found = self.get(_version_number(version))
         if found is None:
-            raise RegistryError(f"{self.name} has no version {version} in {self.store.registry_uri}; "
+            raise RegistryError(f"{self.name} has no version {version} in {self.store.where}; "
                                 f"{LIST_COMMAND}")
         return found
 
@@ -339,7 +341,7 @@ class Registry:
         try:
             self.client.get_run(run_id)
         except MlflowException:
-            raise RegistryError(f"no MLflow run {run_id!r} in {self.store.tracking_uri}; give the run of the "
+            raise RegistryError(f"no MLflow run {run_id!r} in {self.store.runs_where}; give the run of the "
                                 "comparison that made the artifact, or none for a new run") from None
 
     def _new_run(self, payload: dict[str, Any]) -> str:
@@ -365,11 +367,12 @@ class Registry:
             first = payload["models"][payload["selected_model"]]["forecast"]["ds"][0][:10]
             example = pd.DataFrame({"start_date": [first], "end_date": [first], "model": [payload["selected_model"]]})
             with tempfile.TemporaryDirectory(prefix="registry-model-") as tmp:
-                artifact = Path(tmp) / ARTIFACT_NAME
+                artifact, code = Path(tmp) / ARTIFACT_NAME, Path(tmp) / MODEL_CODE.name
                 shutil.copyfile(artifact_path, artifact)
+                shutil.copyfile(MODEL_CODE, code)  # MLflow runs the code it saves: a copy, not the package's module
                 local = Path(tmp) / "model"
                 mlflow.pyfunc.save_model(
-                    str(local), python_model=str(MODEL_CODE), artifacts={"forecast_artifact": str(artifact)},
+                    str(local), python_model=str(code), artifacts={"forecast_artifact": str(artifact)},
                     signature=_signature(), input_example=example,
                     pip_requirements=[f"mlflow=={mlflow.__version__}", f"pandas=={pd.__version__}"],
                     mlflow_model=Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
@@ -468,7 +471,7 @@ def table(versions: list[ModelVersion]) -> str:
 
 def describe(version: ModelVersion, registry: Registry) -> str:
     """One version, a line per fact: aliases, run, lineage, how to load it."""
-    lines = [f"version {version.version} of {registry.name} ({registry.store.registry_uri})",
+    lines = [f"version {version.version} of {registry.name} ({registry.store.where})",
              f"aliases: {', '.join(version.aliases) or 'none'}", f"run_id: {version.run_id}"]
     lines += [f"{key}: {value}" for key, value in sorted(version.lineage.items()) if key != "run_id"]
     lines.append(f"load it: mlflow.pyfunc.load_model('models:/{registry.name}/{version.version}')")
@@ -480,13 +483,13 @@ def run_command(args: argparse.Namespace, registry: Registry) -> str:
     if args.command == "list":
         versions = registry.versions()
         if not versions:
-            return (f"{registry.name} has no versions in {registry.store.registry_uri} yet; `make run` registers "
+            return (f"{registry.name} has no versions in {registry.store.where} yet; `make run` registers "
                     "the first as champion")
         return table(versions)
     if args.command == "show":
         found = registry.get(args.ref)
         if found is None:
-            raise RegistryError(f"{registry.name} has no version {args.ref} in {registry.store.registry_uri}; "
+            raise RegistryError(f"{registry.name} has no version {args.ref} in {registry.store.where}; "
                                 f"{LIST_COMMAND}")
         return describe(found, registry)
     before = registry.get(CHAMPION)
@@ -521,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:
         if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in STORE_LIBRARIES:
-            where = registry.store.registry_uri if registry is not None else "the settings' store"
+            where = registry.store.where if registry is not None else "the settings' store"
             print(f"unavailable: the MLflow store {where} could not be used ({_first_line(exc)}); check "
                   "MLFLOW_TRACKING_URI / mlflow_dir and try again", file=sys.stderr)
             return 3

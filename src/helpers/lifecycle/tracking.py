@@ -23,7 +23,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,13 @@ def import_mlflow() -> Any:
     return mlflow
 
 
+def without_credentials(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part, for messages and files others may read."""
+    scheme, sep, rest = uri.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else uri
+
+
 def _sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store."""
     prefix = "sqlite:///"
@@ -68,7 +77,7 @@ def _sqlite_file(uri: str) -> Path | None:
 class Store:
     """Where runs (``tracking_uri``) and registered models (``registry_uri``) live.
 
-    ``artifact_root`` is the local store's artifact folder, None for a server's (which has its own).
+    ``artifact_root`` is a SQLite store's artifact folder, None for a server's (which has its own).
     """
 
     tracking_uri: str
@@ -76,13 +85,27 @@ class Store:
     experiment: str
     artifact_root: Path | None = None
 
+    @property
+    def where(self) -> str:
+        """The registry's URI as messages show it (no credentials)."""
+        return without_credentials(self.registry_uri)
+
+    @property
+    def runs_where(self) -> str:
+        """The tracking URI as messages show it (no credentials)."""
+        return without_credentials(self.tracking_uri)
+
     @classmethod
     def from_settings(cls, settings: Any) -> Store:
-        """The store of ``settings`` (``mlflow_dir``, ``mlflow_experiment``), unless the environment names one."""
+        """The store of ``settings`` (anything with ``mlflow_dir`` and ``mlflow_experiment``: the
+        project's settings, or :func:`helpers.core.settings.mlflow_settings` of the raw ones), unless
+        the environment names one."""
         tracking = os.environ.get(TRACKING_ENV, "").strip()
         registry = os.environ.get(REGISTRY_ENV, "").strip()
-        if tracking:
-            return cls(tracking, registry or tracking, settings.mlflow_experiment)
+        if tracking:  # a server keeps its own artifacts; a SQLite file named here keeps them beside it
+            db = _sqlite_file(tracking)
+            return cls(tracking, registry or tracking, settings.mlflow_experiment,
+                       db.parent / "artifacts" if db is not None else None)
         folder = Path(settings.mlflow_dir)
         uri = f"sqlite:///{folder / DB_NAME}"
         return cls(uri, registry or uri, settings.mlflow_experiment, folder / "artifacts")
@@ -117,7 +140,7 @@ class Store:
                 if experiment is None:
                     raise exc
         if experiment.lifecycle_stage == "deleted":
-            raise TrackingError(f"the MLflow experiment {self.experiment!r} in {self.tracking_uri} was deleted; "
+            raise TrackingError(f"the MLflow experiment {self.experiment!r} in {self.runs_where} was deleted; "
                                 "restore it in the MLflow UI or choose another name (set mlflow_experiment in "
                                 "env.yaml or HELPERS_MLFLOW_EXPERIMENT)")
         return experiment.experiment_id
@@ -221,8 +244,10 @@ def log_comparison(store: Store, selection_path: str | Path, artifact_path: str 
         metrics = [Metric(key, value, now, step) for key, value, step in comparison_metrics(record)]
         for batch in _batches(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=batch)
-        client.log_artifact(run_id, str(selection_path))
-        client.log_artifact(run_id, str(artifact_path))
+        with tempfile.TemporaryDirectory(prefix="tracking-") as tmp:  # under their usual names, whatever the paths
+            shutil.copyfile(selection_path, Path(tmp) / "selection.json")
+            shutil.copyfile(artifact_path, Path(tmp) / "forecast_artifact.json")
+            client.log_artifacts(run_id, tmp)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -233,10 +258,11 @@ def log_comparison(store: Store, selection_path: str | Path, artifact_path: str 
 def ui_command(store: Store, port: int) -> list[str]:
     """``mlflow ui`` on 127.0.0.1:``port`` over a local store (runs and registry)."""
     if _sqlite_file(store.tracking_uri) is None:
-        raise TrackingError(f"{TRACKING_ENV} points at {store.tracking_uri}: open that server's own UI; "
+        raise TrackingError(f"{TRACKING_ENV} points at {store.runs_where}: open that server's own UI; "
                             "make mlflow-ui serves a local store only (unset the variable to use it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri,
-               "--registry-store-uri", store.registry_uri, "--host", "127.0.0.1", "--port", str(port)]
+               "--registry-store-uri", store.registry_uri, "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]  # one person's UI: one worker starts in a third of the time of mlflow's default 4
     if store.artifact_root is not None:  # experiments made in the UI keep their artifacts beside ours
         command += ["--artifacts-destination", str(store.artifact_root)]
     return command
@@ -254,14 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = Store.from_settings(load_settings())
         if args.command == "uri":
-            print(store.tracking_uri)
+            print(store.runs_where)
             return 0
         command = ui_command(store, args.port)
     except (ConfigError, TrackingError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     store.make_folders()
-    print(f"MLflow UI of {store.tracking_uri} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    print(f"MLflow UI of {store.runs_where} on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     os.execv(command[0], command)
     return 0  # pragma: no cover (execv does not return)
 
