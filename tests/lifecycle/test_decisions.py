@@ -26,9 +26,10 @@ def made(outcome: str = "kept", challenger: Score | None = CHALLENGER, at: datet
     champion = CHAMPION if challenger is not None else None
     message = decisions.explain(outcome, champion, challenger, 0.02, len(CUTOFFS), 1,  # type: ignore[arg-type]
                                 "the challenger could not be trained (ValueError: no data)")
-    return replace(Decision(f"d-{outcome}-{at:%H%M}", "s", "demand-forecast", at, "schedule", (), outcome,  # type: ignore[arg-type]
-                            1, None if challenger is None else challenger.version, champion, challenger, 0.02, 14,
-                            CUTOFFS if challenger is not None else (), message), **changes)
+    return replace(Decision(f"d-{outcome}-{at:%H%M}", "s", "demand-forecast", at, "schedule", (),
+                            outcome, 1, None if challenger is None else challenger.version,  # type: ignore[arg-type]
+                            champion, challenger, 0.02, 14, CUTOFFS if challenger is not None else (), message),
+                   **changes)
 
 
 def test_the_sentence_is_built_from_the_numbers():
@@ -47,8 +48,9 @@ def test_the_sentence_is_built_from_the_numbers():
 
 
 def test_a_decision_round_trips_through_the_warehouse(warehouse):
-    kept, failed = made("kept"), made("failed", challenger=None, at=T0 + timedelta(days=7), red_signals=("drift:y_mean",),
-                                       triggered_by="schedule, red")
+    kept = made("kept")
+    failed = made("failed", challenger=None, at=T0 + timedelta(days=7), red_signals=("drift:y_mean",),
+                  triggered_by="schedule, red")
     for decision in (failed, kept):  # stored out of order, read oldest first
         assert decisions.record(warehouse, decision, []) == {}
     stored = decisions.read_decisions(warehouse, "s")
@@ -58,7 +60,8 @@ def test_a_decision_round_trips_through_the_warehouse(warehouse):
         kept, champion=replace(CHAMPION, fold_mae=()), challenger=replace(CHALLENGER, fold_mae=()))
     assert decisions.from_row(stored.iloc[1].to_dict()) == failed
     row = stored.iloc[1]
-    assert (row["folds"], row["red_signals"], row["delivered"]) == (0, "drift:y_mean", "{}") and pd.isna(row["champion_mae"])
+    assert (row["folds"], row["red_signals"], row["delivered"]) == (0, "drift:y_mean", "{}")
+    assert pd.isna(row["champion_mae"])
     assert decisions.read_decisions(warehouse, "another series").empty
 
 

@@ -81,8 +81,8 @@ def test_the_recent_folds_tile_the_last_days_horizon_apart():
     assert retrain.recent_cutoffs(ds, 14, 1, 14) == [ds.iloc[85]]
     with pytest.raises(retrain.RetrainError) as refused:
         retrain.recent_cutoffs(ds, 14, 7, 14)
-    assert str(refused.value) == ("the series has 100 days, and scoring on 7 folds of 14 days needs at least 112 (14 of "
-                                  "them before the first cutoff); lower retrain_folds (env.yaml or "
+    assert str(refused.value) == ("the series has 100 days, and scoring on 7 folds of 14 days needs at least 112 "
+                                  "(14 of them before the first cutoff); lower retrain_folds (env.yaml or "
                                   "HELPERS_RETRAIN_FOLDS) or daily_horizon, or wait for more data")
 
 
@@ -308,6 +308,6 @@ def test_a_registry_that_cannot_be_read_is_a_failed_decision(tmp_path, planted, 
     settings = settings_for(tmp_path)
     decision = retrain.make_decision(settings, daily(settings), T0, retrain.check_due(T0, (), None, (), 7), tmp_path)
     assert decision.outcome == "failed" and decision.champion_version is None
-    assert decision.message.startswith(f"no challenger was promoted: the registry sqlite:///{tmp_path}/mlflow/mlflow.db "
-                                       "could not be read (")
+    assert decision.message.startswith(f"no challenger was promoted: the registry sqlite:///{tmp_path}/mlflow/"
+                                       "mlflow.db could not be read (")
     assert "retraining: the registry could not be read" in capsys.readouterr().err

@@ -153,7 +153,7 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
     try:
         if render:
             make_cycle_dag(settings, cycle_id, now, artifact).build(force=True, show_progress=False)
-        else:  # one build, forced as the whole one is: Ploomber then skips its check of each task's code (~0.3 s a task)
+        else:  # one build, forced as the whole one is: Ploomber then skips checking each task's code (~0.3 s a task)
             make_cycle_dag(settings, cycle_id, now, artifact).build_partially(UNRENDERED_TARGET, force=True,
                                                                                show_progress=False)
     except DAGBuildError as exc:

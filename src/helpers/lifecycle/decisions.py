@@ -118,9 +118,9 @@ def notice(decision: Decision, link: str | None = None) -> tuple[str, str]:
              f"Triggered by: {decision.triggered_by}"
              + (f" (red: {', '.join(decision.red_signals)})" if decision.red_signals else "") + "."]
     if decision.champion is not None and decision.challenger is not None:
-        lines += ["", f"Both scored on the same {len(decision.cutoffs)} rolling-origin folds of {decision.horizon} days "
-                      f"(cutoffs {', '.join(c[:10] for c in decision.cutoffs)}), each refitted at each cutoff on the "
-                      "data up to it:",
+        cutoffs = ", ".join(c[:10] for c in decision.cutoffs)
+        lines += ["", f"Both scored on the same {len(decision.cutoffs)} rolling-origin folds of {decision.horizon} "
+                      f"days (cutoffs {cutoffs}), each refitted at each cutoff on the data up to it:",
                   _score_line("champion", decision.champion), _score_line("challenger", decision.challenger),
                   f"Promotion needs the challenger's MAE at most {1 - decision.margin:.0%} of the champion's "
                   f"(retrain_margin {decision.margin:g})."]
@@ -239,7 +239,7 @@ def decision_table(decisions: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "decided (UTC)": f"{found['decided_at']:%Y-%m-%d %H:%M}", "outcome": found["outcome"],
             "trigger": found["triggered_by"],
-            "red then": ", ".join(str(found["red_signals"]).split(",")) if isinstance(found["red_signals"], str) else "",
+            "red then": ", ".join(found["red_signals"].split(",")) if isinstance(found["red_signals"], str) else "",
             "champion": version(found["champion_version"], found["champion_model"]),
             "challenger": version(found["challenger_version"], found["challenger_model"]),
             "champion MAE": "" if pd.isna(champion) else _num(champion),

@@ -260,8 +260,9 @@ def make_decision(settings: Settings, view: pd.DataFrame, now: datetime, due: Du
     try:
         frame = comparison.prepare_frame(view)
         selection, artifact = train_challenger(settings, frame, folder, now.isoformat(timespec="seconds"))
-        made = load_artifact(artifact)
-        challenger = registry.find(made["created_utc"], made["data_sha256"])  # trained already (a cycle run again)
+        trained = load_artifact(artifact)
+        # trained already (a cycle run again at the same time): no second run, no second version
+        challenger = registry.find(trained["created_utc"], trained["data_sha256"])
         if challenger is None:
             run_id = log_comparison(registry.store, selection, artifact, client=registry.client)
             challenger = registry.register(artifact, run_id=run_id, alias=CHALLENGER)
@@ -272,9 +273,10 @@ def make_decision(settings: Settings, view: pd.DataFrame, now: datetime, due: Du
         return decision("failed", champion.version, challenger.version,
                         reason=f"the challenger's artifact is the champion's own (version {champion.version})")
     try:
-        cutoffs = recent_cutoffs(frame["ds"], horizon, settings.retrain_folds, MIN_TRAIN_SEASONS * max(SEASONS["daily"]))
+        cutoffs = recent_cutoffs(frame["ds"], horizon, settings.retrain_folds,
+                                 MIN_TRAIN_SEASONS * max(SEASONS["daily"]))
         scored = score_versions(frame, {champion.version: load_artifact(registry.artifact(champion.version, folder)),
-                                        challenger.version: load_artifact(artifact)}, cutoffs, horizon)
+                                        challenger.version: trained}, cutoffs, horizon)
         scores = (scored[champion.version], scored[challenger.version])
     except Exception as exc:
         _report("the versions could not be scored")

@@ -399,8 +399,6 @@ def send_message(subject: str, text: str, channels: Sequence[Channel]) -> dict[s
     """Send one message that is not an alert (a retraining decision, for one) on every channel;
     per channel ``"sent"`` or the error as a sentence. A channel that fails does not raise:
     the caller records the results and sends again where they are not ``"sent"``."""
-    if not channels:
-        return {}
     (delivery,) = _deliver([_Send("", "", "message", subject, text, tuple(c.name for c in channels), {})], channels)
     return delivery.results
 
