@@ -15,7 +15,7 @@ def settings(tmp_path, clean_env):
     return load_settings("test", series_id="fixture", inbox_dir=str(tmp_path / "inbox"),
                          archive_dir=str(tmp_path / "archive"), forecast_log_dir=str(tmp_path / "log"),
                          products=str(tmp_path / "products"), reports=str(tmp_path / "reports"),
-                         warehouse_path=str(tmp_path / "wh.duckdb"))
+                         warehouse_path=str(tmp_path / "wh.duckdb"), mlflow_dir=str(tmp_path / "mlflow"))
 
 
 def test_a_cycle_with_nothing_new_is_recorded_as_skipped_and_exits_0(settings, tmp_path, capsys):
@@ -63,11 +63,17 @@ def test_a_cycle_after_a_failed_one_is_not_skipped(settings, tmp_path, capsys):
     assert "there is none to refit" in capsys.readouterr().err
 
 
+def test_without_a_registry_a_cycle_refits_the_pipeline_s_artifact(settings):
+    assert cycle.production_artifact(settings) == settings.products / "model" / "forecast_artifact.json"
+    assert not settings.mlflow_dir.exists()  # reading the registry made nothing
+
+
 # -- the monitoring notebook, run in the cycle's process -----------------------------------------------------
 @pytest.fixture
 def monitoring_task(settings, tmp_path):
-    """The cycle's ``monitoring`` task on an empty warehouse (no forecast, no file, no artifact: every
-    signal grey, every figure empty), with the ``forecast`` record it reads written as a cycle would."""
+    """The cycle's ``monitoring`` task on an empty warehouse (no forecast, no file, no artifact, no
+    retraining decision: every signal grey, every figure empty), with the ``forecast`` and
+    ``retrain`` records it reads written as a cycle would."""
     from datetime import datetime
 
     with Warehouse.from_settings(settings):
@@ -75,11 +81,13 @@ def monitoring_task(settings, tmp_path):
     record = settings.products / "operate" / "forecast.json"
     record.parent.mkdir(parents=True)
     record.write_text('{"model": "m", "model_version": "v1", "fitted_until": "2015-01-01", "logged": 0, "folded": 0}')
+    (settings.products / "operate" / "retrain.json").write_text('{"due": false}')
     from ploomber.constants import TaskStatus
 
     dag = cycle.make_cycle_dag(settings, "c1", datetime(2015, 1, 2))
     dag.render(force=True, show_progress=False)
-    dag["forecast"].exec_status = TaskStatus.Skipped  # its record is there
+    for done in ("forecast", "retrain"):
+        dag[done].exec_status = TaskStatus.Skipped  # its record is there
     return dag["monitoring"]
 
 
@@ -100,6 +108,7 @@ def test_the_monitoring_notebook_runs_in_process_and_its_page_draws_every_figure
     assert page.count("* plotly.js v") == 1  # the library once, embedded (no network needed)
     assert page.count('class="plotly-graph-div"') == 13 and "is not able to be represented" not in page
     assert "Forecast error over time" in page and "Every file taken in" in page
+    assert "No retraining decision yet." in page
 
 
 def test_an_error_or_a_warning_in_the_monitoring_notebook_is_not_lost(monitoring_task, settings, monkeypatch):

@@ -3,7 +3,9 @@
 A synthetic half-hourly series (a daily and a weekly cycle, temperature, work days) is
 replayed week by week after a 14-week history. The second week's file has many bad rows and
 demand jumps by half from the third week. The alerts must arrive at a real SMTP server and a
-real webhook receiver started here, and every row of every file must be accounted for.
+real webhook receiver started here, and every row of every file must be accounted for. The
+retraining rule runs in every cycle: its decisions, with their numbers, must be in the
+warehouse, in the registry, on the monitoring page and in both channels.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     replayed_rows, bad_rows = planted_series(source)
     for key, value in {"HELPERS_PROFILE": "test", "HELPERS_SERIES_ID": "planted", "HELPERS_DAILY_MIN_TRAIN": "42",
                        "HELPERS_DAILY_MODELS": "naive,seasonal_naive,ses,holt_winters",
-                       "HELPERS_MONITOR_WINDOW_DAYS": "7"}.items():
+                       "HELPERS_MONITOR_WINDOW_DAYS": "7", "HELPERS_RETRAIN_EVERY_DAYS": "14",
+                       "HELPERS_RETRAIN_FOLDS": "2"}.items():
         monkeypatch.setenv(key, value)
     until = (pd.Timestamp("2021-01-04") + pd.Timedelta(days=HISTORY_DAYS - 1)).date().isoformat()
     result = replay.replay(source, tmp_path / "replay", train_until=until, step="7D", say=lambda line: None,
@@ -90,6 +93,19 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     assert any("accuracy" in post["text"].lower() for post in hook.payloads)
     texts = [post["text"] for post in hook.payloads]
     assert len(texts) == len(set(texts))
+    # the retraining rule: the first cycle decides (no decision yet), the third by schedule (two weeks
+    # later) or earlier when accuracy turned red; each decision recorded, tagged, shown and sent once
+    with Warehouse.open("duckdb", tmp_path / "replay" / "warehouse.duckdb", read_only=True) as warehouse:
+        decisions = warehouse.query("select_model_decisions", ["planted"])
+    assert len(decisions) >= 2 and set(decisions["outcome"]) <= {"promoted", "kept"}
+    assert decisions["decided_at"].iloc[0] == pd.Timestamp(raw["ts"].min() + pd.Timedelta(days=HISTORY_DAYS + 7))
+    assert (decisions["folds"] == 2).all() and decisions["challenger_mae"].gt(0).all()
+    assert all(json.loads(d) == {"email": "sent", "webhook": "sent"} for d in decisions["delivered"])
+    numbers = r" MAE [\d.]+ vs champion version \d+ MAE [\d.]+ on the same 2 folds"
+    assert decisions["message"].str.contains(numbers).all()
+    retraining = [k for k, subject in enumerate(inbox.subjects) if subject.startswith("[retraining]")]
+    assert len(retraining) == len(decisions) == sum(t.startswith("[retraining]") for t in texts)
+    assert decisions["message"].iloc[-1][1:] in inbox.body(retraining[-1])
     # the last cycle's signals, for the service's GET /metrics: as alerts.json has them
     snapshot = SignalSnapshotReader(tmp_path / "replay" / "forecast_log" / SIGNALS_NAME).read()
     judged = json.loads((tmp_path / "replay" / "products" / "operate" / "alerts.json").read_text())["signals"]
@@ -100,5 +116,7 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     assert snapshot.last_actual == pd.Timestamp(raw["ts"].max().date(), tz="UTC").timestamp()
     site = tmp_path / "replay" / "monitoring"
     assert (site / "index.html").exists() and (site / "monitoring.html").exists()
+    page = (site / "monitoring.html").read_text()
+    assert "Retraining decisions" in page and decisions["message"].iloc[-1] in page
     assert "planted-002" in (site / "index.html").read_text()
     assert 'href="../reports/index.html"' in (site / "index.html").read_text()  # back to the analysis reports

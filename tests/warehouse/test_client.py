@@ -18,7 +18,7 @@ def test_schema_matches_the_allow_list(warehouse):
 
 EMPTY = {"raw_series": 0, "hourly_series": 0, "daily_series": 0, "quarantine": 0, "dq_runs": 0,
          "series_catalog": 0, "ab_users": 0, "ab_experiments": 0, "intake_files": 0, "forecast_log": 0,
-         "alerts": 0, "cycles": 0}
+         "alerts": 0, "cycles": 0, "model_decisions": 0}
 
 
 def test_table_counts_count_the_rows_of_every_permanent_table(warehouse, spec):

@@ -16,6 +16,7 @@ from helpers.core.files import write_atomic
 from helpers.core.provenance import stamp
 from helpers.core.settings import load_settings
 from helpers.forecast.artifact import write_artifact
+from helpers.lifecycle import retrain
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit, signal_snapshot
 from helpers.publish import release
 from helpers.publish.site import index_sections, render_notebook, site_link, write_index
@@ -80,8 +81,9 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
     """Open, update or clear alerts from the monitoring signals and the files taken in; send the weekly summary.
     The signals also go to ``<forecast_log_dir>/signals.json`` for the service's ``GET /metrics``.
 
-    ``reference_artifact`` (the model comparison's) gives the cross-validated error and the
-    training window the signals are judged against."""
+    ``reference_artifact`` (the production artifact: the registry's champion, or the model
+    comparison's) gives the cross-validated error and the training window the signals are
+    judged against."""
     settings = load_settings()
     moment = datetime.fromisoformat(now)
     channels = alerts.channels_from_settings(settings)
@@ -101,6 +103,18 @@ def alerts_task(product: Any, upstream: Any, monitoring_site: str, reference_art
     _write(product, {"signals": [asdict(s) for s in signals], "opened": outcome.opened, "worsened": outcome.worsened,
                      "updated": outcome.updated, "cleared": outcome.cleared, "not_delivered": outcome.failures,
                      "weekly_summary": None if summary is None else summary.results})
+
+
+def retrain_task(product: Any, upstream: Any, monitoring_site: str, now: str) -> None:
+    """Run the retraining rule (:func:`helpers.lifecycle.retrain.run_rule`) on the cycle's signals
+    (the ``alerts`` record): a challenger trained, scored against the champion and promoted or kept
+    when due, the decision recorded and sent; one line when not due."""
+    settings = load_settings()
+    signals = json.loads(Path(str(upstream["alerts"])).read_text(encoding="utf-8"))["signals"]
+    done = retrain.run_rule(settings, datetime.fromisoformat(now), signals, settings.products / "operate" / "retrain",
+                            link=f"{monitoring_site}/monitoring.html")
+    print(done.summary())
+    _write(product, done.as_record())
 
 
 def render_task(product: Any, upstream: Any, monitoring_site: str, reports: str, archive_dir: str,

@@ -4,8 +4,10 @@ From a fresh folder (``replay/`` by default: its own warehouse, inbox, archive, 
 monitoring site), the replay
 
 1. takes the rows up to ``--train-until`` (the whole day) as the history: ingests them, runs
-   the model comparison on the daily series and fits the selected model (the pipeline's own
-   functions, :mod:`helpers.forecast.comparison` and :func:`helpers.app.tasks.fit_final_task`);
+   the model comparison on the daily series, fits the selected model and registers it as the
+   first champion in the replay's own MLflow store (the pipeline's own functions,
+   :mod:`helpers.forecast.comparison`, :func:`helpers.app.tasks.fit_final_task` and
+   :func:`helpers.lifecycle.registry.register_comparison`);
 2. cuts the rest into files of ``--step`` (a pandas offset, ``7D`` by default) with
    :func:`helpers.operate.intake.split_rows`;
 3. drops them into the inbox one at a time and runs one operating cycle per file
@@ -13,7 +15,8 @@ monitoring site), the replay
    the forecast log, the monitoring and the alerts unfold as they would have.
 
 The monitoring notebook and pages are made by the last cycle only (``--render-every`` makes
-more): the signals and alerts of every cycle are computed all the same.
+more): the signals, the alerts and the retraining rule of every cycle run all the same. With
+weekly files and ``retrain_every_days`` 7, each cycle trains a challenger and decides.
 
 The column settings (``HELPERS_TIMESTAMP_COL``, ``HELPERS_TARGET_COL``, ...) apply as for
 ``make run``. Exit status: 0 done, 1 a cycle failed, 2 refused input.
@@ -42,6 +45,8 @@ from helpers.data.ingest import ingest
 from helpers.data.quality import DataQualityError
 from helpers.data.series import load_series
 from helpers.forecast import comparison
+from helpers.lifecycle.registry import Registry, register_comparison
+from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV
 from helpers.operate.intake import file_stem, split_rows, timed_rows
 from helpers.warehouse import Warehouse, WarehouseError
 
@@ -64,9 +69,12 @@ def replay_environment(out: Path, source: Path, base: Settings, live: bool = Fal
     one and they are not set already (the history file is a new path, so they would
     otherwise not be applied to it). Unless ``live``, the fetch and the alert channels are
     switched off: a replay must not pull today's data into its past, nor page anyone about it.
+    Its models always go to its own MLflow store (``out/mlflow``), never to a team's server:
+    :func:`replay` unsets ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` while it runs.
     """
     env: dict[str, Any] = {
         "HELPERS_WAREHOUSE_PATH": out / "warehouse.duckdb", "HELPERS_PRODUCTS": out / "products",
+        "HELPERS_MLFLOW_DIR": out / "mlflow",
         "HELPERS_REPORTS": out / "reports", "HELPERS_INBOX_DIR": out / "inbox", "HELPERS_ARCHIVE_DIR": out / "archive",
         "HELPERS_FORECAST_LOG_DIR": out / "forecast_log", "HELPERS_SOURCE_FILE": out / "history.csv"}
     if resolve(str(source)) == base.source_file:
@@ -80,7 +88,8 @@ def replay_environment(out: Path, source: Path, base: Settings, live: bool = Fal
 
 
 def train(settings: Settings) -> Path:
-    """Ingest the history, compare the daily models, fit the selected one; returns the artifact."""
+    """Ingest the history, compare the daily models, fit the selected one and register it (the
+    first version is champion); returns the artifact."""
     ingest(settings)
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         frame = comparison.prepare_frame(load_series(warehouse, settings.series_id, "daily",
@@ -91,6 +100,7 @@ def train(settings: Settings) -> Path:
     fit_final_task(artifact, {"model_comparison": {"selection": selection}}, settings.series_id,
                    settings.warehouse_backend, str(settings.warehouse_path), str(settings.max_fill_steps),
                    settings.profile, str(settings.source_file))
+    register_comparison(Registry.from_settings(settings), selection, artifact)
     return artifact
 
 
@@ -111,6 +121,8 @@ def replay(source: Path, out: Path, train_until: str = DEFAULT_TRAIN_UNTIL, step
     write_atomic(out / "history.csv", history.to_csv(index=False))
     previous = dict(os.environ)
     os.environ.update(replay_environment(out, source, base, live))
+    for name in (TRACKING_ENV, REGISTRY_ENV):  # the replay's own store (replay_environment)
+        os.environ.pop(name, None)
     try:
         settings = load_settings()
         started = time.perf_counter()
@@ -151,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(off by default: a replay sends no alert)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines (making tables, validating): noise here
     try:
         source = args.file or (Path(os.environ["REPLAY_FILE"]) if os.environ.get("REPLAY_FILE")
                                else load_settings().source_file)

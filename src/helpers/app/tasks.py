@@ -22,12 +22,12 @@ from helpers.ab.validation import validate_experiments
 from helpers.core.experiment_specs import parse_specs
 from helpers.core.files import write_atomic
 from helpers.core.paths import resolve
-from helpers.core.provenance import file_sha256, git_commit, package_versions, stamp, utc_now
+from helpers.core.provenance import file_sha256, stamp, utc_now
 from helpers.core.settings import load_settings
 from helpers.data.ingest import ingest
 from helpers.data.quality import read_source
 from helpers.data.series import load_series
-from helpers.forecast import artifact, calibration, comparison
+from helpers.forecast import artifact, comparison
 from helpers.lifecycle import registry
 from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, without_credentials
 from helpers.publish import release
@@ -237,23 +237,9 @@ def fit_final_task(product: Any, upstream: Any, series_id: str, warehouse_backen
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
         view = load_series(warehouse, settings.series_id, "daily", max_fill_steps=settings.max_fill_steps)
     frame = comparison.prepare_frame(view)
-    payload = {
-        "schema_version": artifact.SCHEMA_VERSION,
-        "created_utc": utc_now().isoformat(timespec="seconds"),
-        "series_id": settings.series_id,
-        "frequency": config.freq,
-        "training_start": frame["ds"].iloc[0].isoformat(),
-        "training_end": frame["ds"].iloc[-1].isoformat(),
-        "data_sha256": file_sha256(settings.source_file),
-        "selected_model": record["selected"],
-        "models": comparison.artifact_models(frame, config, record["selected"], record["members"], record["metrics"],
-                                             calibration.from_record(record.get("calibration"))),
-        "interval_calibration": comparison.calibration_metadata(record),
-        "evaluation_cutoffs": record["evaluation_cutoffs"],
-        "parameters": {**settings.as_env(), "comparison": comparison.config_dict(config)},
-        "packages": package_versions(),
-        "git_commit": git_commit(),
-    }
+    payload = comparison.final_artifact(frame, config, record, series_id=settings.series_id,
+                                        data_sha256=file_sha256(settings.source_file), parameters=settings.as_env(),
+                                        created_utc=utc_now().isoformat(timespec="seconds"))
     artifact.write_artifact(Path(str(product)), payload)
 
 

@@ -284,6 +284,9 @@ class Settings:
     smtp_password_env: str
     alert_webhook_url_env: str
     summary_weekday: str
+    retrain_every_days: int
+    retrain_margin: float
+    retrain_folds: int
     #: What reading the settings decided that the user did not set (see the module docstring).
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -433,7 +436,8 @@ def _env_name(raw: dict[str, Any], key: str) -> str:
 
 
 def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """The operating loop's settings (``make operate``): intake, forecast log, monitoring, fetch, alerts."""
+    """The operating loop's settings (``make operate``): intake, forecast log, monitoring, fetch, alerts,
+    retraining."""
     def share(key: str) -> float:
         return _number(raw, key, 0.0, 1.0)
 
@@ -494,6 +498,10 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "smtp_password_env": _env_name(raw, "smtp_password_env"),
         "alert_webhook_url_env": _env_name(raw, "alert_webhook_url_env"),
         "summary_weekday": weekday,
+        # the retraining rule (helpers.lifecycle.retrain)
+        "retrain_every_days": _whole(raw, "retrain_every_days", 1, 366),
+        "retrain_margin": _number(raw, "retrain_margin", 0.0, 0.5),
+        "retrain_folds": _whole(raw, "retrain_folds", 1, 52),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.core.provenance import git_commit, package_versions
+from helpers.forecast import artifact
 from helpers.forecast import backtest as bt
 from helpers.forecast import calibration
 from helpers.forecast.models import (
@@ -321,6 +324,37 @@ def artifact_models(frame: pd.DataFrame, config: ComparisonConfig, selected: str
         }
         for name, path in paths.items()
     }
+
+
+def final_artifact(frame: pd.DataFrame, config: ComparisonConfig, record: dict, *, series_id: str,
+                   data_sha256: str, parameters: dict[str, str], created_utc: str) -> dict:
+    """The forecast artifact of a finished comparison: the selected model, its ensemble members
+    and the ensemble fitted on all of ``frame`` (:func:`artifact_models`) with the selection
+    ``record``'s metrics and calibration, and the provenance given (``parameters``: the run's
+    settings; ``data_sha256``: what the data was)."""
+    return {
+        "schema_version": artifact.SCHEMA_VERSION,
+        "created_utc": created_utc,
+        "series_id": series_id,
+        "frequency": config.freq,
+        "training_start": frame["ds"].iloc[0].isoformat(),
+        "training_end": frame["ds"].iloc[-1].isoformat(),
+        "data_sha256": data_sha256,
+        "selected_model": record["selected"],
+        "models": artifact_models(frame, config, record["selected"], record["members"], record["metrics"],
+                                  calibration.from_record(record.get("calibration"))),
+        "interval_calibration": calibration_metadata(record),
+        "evaluation_cutoffs": record["evaluation_cutoffs"],
+        "parameters": {**parameters, "comparison": config_dict(config)},
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+    }
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """SHA-256 of a series frame as CSV text (every column, in order): the data a model was fitted
+    on when it came from the warehouse rather than a file."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
 
 
 METRICS = ["rmse", "mae", "mape", "mase", "coverage_80", "coverage_95", "raw_coverage_80", "raw_coverage_95",

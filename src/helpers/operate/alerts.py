@@ -77,7 +77,7 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Alerts listed one by one in the weekly summary; more are counted.
 SUMMARY_MAX_LISTED = 20
 
-Notice = Literal["opened", "worsened", "cleared", "retried", "summary"]
+Notice = Literal["opened", "worsened", "cleared", "retried", "summary", "message"]
 
 
 class DeliveryError(RuntimeError):
@@ -393,6 +393,14 @@ def _deliver(sends: list[_Send], channels: Sequence[Channel]) -> list[Delivery]:
                 results[channel.name] = down[channel.name] = str(exc)
         deliveries.append(Delivery(send.alert_id, send.condition, send.notice, results))
     return deliveries
+
+
+def send_message(subject: str, text: str, channels: Sequence[Channel]) -> dict[str, str]:
+    """Send one message that is not an alert (a retraining decision, for one) on every channel;
+    per channel ``"sent"`` or the error as a sentence. A channel that fails does not raise:
+    the caller records the results and sends again where they are not ``"sent"``."""
+    (delivery,) = _deliver([_Send("", "", "message", subject, text, tuple(c.name for c in channels), {})], channels)
+    return delivery.results
 
 
 def reconcile(warehouse: Warehouse, conditions: Sequence[Condition], now: datetime,

@@ -68,6 +68,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
                "delivered"),
     "cycles": ("cycle_id", "started_at", "finished_at", "status", "files_new", "rows_loaded", "forecasts_logged",
                "note"),
+    "model_decisions": ("decision_id", "series_id", "registered_model", "decided_at", "outcome", "triggered_by",
+                        "red_signals", "champion_version", "challenger_version", "champion_model", "challenger_model",
+                        "champion_mae", "challenger_mae", "champion_rmse", "challenger_rmse", "champion_coverage_80",
+                        "challenger_coverage_80", "champion_coverage_95", "challenger_coverage_95", "margin", "folds",
+                        "horizon_days", "cutoffs", "message", "delivered"),
 }
 #: Staging tables (``sql/create_stages.sql``) mirror a permanent table's columns.
 STAGE_TABLES: dict[str, str] = {
@@ -87,7 +92,7 @@ _IDENTIFIER_SLOTS = {"table": frozenset(TABLE_COLUMNS), "measure": MEASURES}
 _INTEGER_SLOTS = {"window_preceding": (0, 10_000), "season": (1, 10_000)}
 _TIMESTAMP_COLUMNS = ("ts", "started_at", "finished_at", "quarantined_at", "updated_at", "assigned_at", "day",
                       "first_assigned", "last_assigned", "processed_at", "first_ts", "last_ts", "issued_at",
-                      "fitted_until", "target_date", "opened_at", "last_seen_at", "cleared_at")
+                      "fitted_until", "target_date", "opened_at", "last_seen_at", "cleared_at", "decided_at")
 
 
 class WarehouseError(RuntimeError):

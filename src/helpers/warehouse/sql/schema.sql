@@ -177,3 +177,35 @@ CREATE TABLE IF NOT EXISTS cycles (
     note              VARCHAR,
     PRIMARY KEY (cycle_id)
 );
+
+-- Retraining decisions (helpers.lifecycle.retrain): one row per challenger trained and scored
+-- against the champion (or whose training failed). The rule is due again retrain_every_days after
+-- the last row, or when an accuracy or drift signal not in that row's red_signals turns red.
+CREATE TABLE IF NOT EXISTS model_decisions (
+    decision_id             VARCHAR       NOT NULL,
+    series_id               VARCHAR       NOT NULL,
+    registered_model        VARCHAR       NOT NULL,   -- the MLflow registered model (registry_model)
+    decided_at              TIMESTAMP_NTZ NOT NULL,   -- the cycle's time (UTC)
+    outcome                 VARCHAR       NOT NULL,   -- promoted, kept, failed
+    triggered_by            VARCHAR       NOT NULL,   -- schedule, red, or both
+    red_signals             VARCHAR,                  -- accuracy and drift signals red at the decision, comma-separated
+    champion_version        INTEGER,                  -- the champion when the decision was made
+    challenger_version      INTEGER,                  -- NULL when the challenger was never registered
+    champion_model          VARCHAR,                  -- each version's selected model
+    challenger_model        VARCHAR,
+    champion_mae            DOUBLE,                   -- pooled over the folds below (NULL: not scored)
+    challenger_mae          DOUBLE,
+    champion_rmse           DOUBLE,
+    challenger_rmse         DOUBLE,
+    champion_coverage_80    DOUBLE,                   -- share of actual values inside the served intervals
+    challenger_coverage_80  DOUBLE,
+    champion_coverage_95    DOUBLE,
+    challenger_coverage_95  DOUBLE,
+    margin                  DOUBLE        NOT NULL,   -- retrain_margin: the relative MAE improvement needed
+    folds                   INTEGER       NOT NULL,   -- folds both were scored on (0: not scored)
+    horizon_days            INTEGER       NOT NULL,
+    cutoffs                 VARCHAR,                  -- JSON list of the folds' cutoffs
+    message                 VARCHAR       NOT NULL,   -- the decision in one sentence, with its numbers
+    delivered               VARCHAR,                  -- JSON: per alert channel, sent or the error
+    PRIMARY KEY (decision_id)
+);
