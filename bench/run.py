@@ -683,13 +683,18 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
            "HELPERS_REGISTRY_POLL_SECONDS": str(poll), "HELPERS_FORECAST_LOG_DIR": str(tmp / "forecast_log"),
            "MLFLOW_TRACKING_URI": "", "MLFLOW_REGISTRY_URI": ""}
 
+    server_cpu, wrk_cpu = _pinning()
+    pinned = ["taskset", "-c", str(server_cpu)] if server_cpu is not None else []
+
     def run(switch: bool) -> dict:
-        with _serving(serve, env) as (url, server):
+        with _serving([*pinned, *serve], env) as (url, server):
             check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
             assert orjson.loads(urllib.request.urlopen(check, timeout=5).read())["last_updated"] in (
                 payload["created_utc"], second["created_utc"])
             load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
-            subprocess.run([*load[:1], "-d2s", *load[1:]], capture_output=True, check=True)  # warm-up
+            if wrk_cpu is not None:
+                load = ["taskset", "-c", str(wrk_cpu), *load]
+            subprocess.run([*load[:-1], "-d2s", load[-1]], capture_output=True, check=True)  # warm-up
             stop, switches = threading.Event(), []
 
             def switcher() -> None:
@@ -701,7 +706,7 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
             thread = threading.Thread(target=switcher, daemon=True)
             if switch:
                 thread.start()
-            done = subprocess.run([*load[:1], f"-d{seconds}s", *load[1:]], capture_output=True, text=True, check=True)
+            done = subprocess.run([*load[:-1], f"-d{seconds}s", load[-1]], capture_output=True, text=True, check=True)
             stop.set()
             if switch:
                 thread.join(30)
@@ -715,8 +720,10 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
 
     runs = {"switching": run(True), "no_switch": run(False)}
     return {"artifact": str(artifact), "versions": [first_version, second_version],
-            "server": "python -m helpers.app.service (make serve) in registry mode, one uvicorn worker, forecast log on",
-            "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback",
+            "server": "python -m helpers.app.service (make serve) in registry mode, one uvicorn worker, forecast log "
+                      "and metrics on",
+            "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback"
+                    + (", wrk and the server pinned to a CPU each (taskset)" if pinned else ""),
             "poll_seconds": poll, "switch_every_s": switch_every,
             "wrk": {name: {k: v for k, v in r.items() if k != "output"} for name, r in runs.items()},
             "wrk_output": runs["switching"]["output"]}

@@ -518,3 +518,24 @@ def test_make_serve_follows_the_champion_and_sighup_makes_it_check_at_once(regis
     err = (tmp_path / "err").read_text()
     assert err.splitlines()[-1] == "model source: now serving version 2 (was version 1)", err
     assert "Traceback" not in err
+
+
+class _Unreachable:
+    """A registry client that fails any query: a check that does not query passes it by."""
+
+    def get_registered_model(self, name):
+        raise AssertionError("the store was queried although its database file had not changed")
+
+
+@pytest.mark.slow
+def test_a_check_of_an_unchanged_local_store_does_not_query_it_and_a_commit_is_seen(registry):
+    from helpers.lifecycle.registry import Registry
+
+    source = model_source.RegistrySource(Registry(registry.store, NAME), NAME)
+    assert source.current() == 1
+    client, source.registry._client = source.registry.client, _Unreachable()
+    assert source.current() == 1  # two stat calls, no query: the event loop is not held for one
+    source.registry._client = client
+    registry.promote(2)  # another process's commit writes the database file
+    assert source.current() == 2
+    assert source.current() == 2

@@ -112,8 +112,11 @@ class RegistrySource:
     """The ``champion`` of a model registry (:class:`helpers.lifecycle.registry.Registry`).
 
     A check asks for the registered model's aliases, one call to the store (about 10 ms of
-    CPU on a local SQLite store; two ``Registry.get`` calls took 50 ms); a version's lineage is
-    read when an alias moves to it. Versions are downloaded into a private temporary folder,
+    CPU on a local SQLite store; two ``Registry.get`` calls took 50 ms), held by the GIL, so
+    the event loop waits that long. On a local SQLite store the call is made only when the
+    database file (or its write-ahead log) has changed since the last check: every alias move
+    is a commit, which writes it, and a check of an unchanged store is two ``stat`` calls. A
+    version's lineage is read when an alias moves to it. Versions are downloaded into a private temporary folder,
     removed once loaded.
     """
 
@@ -126,6 +129,7 @@ class RegistrySource:
         self._downloads: Path | None = None
         self._fetches = 0
         self._aliases: dict[str, int] = {}  # as the last check found them
+        self._stamp: Hashable | None = None  # the local database file as the last query saw it
         self._challenger: dict[str, Any] | None = None
 
     @classmethod
@@ -144,17 +148,40 @@ class RegistrySource:
         self._aliases = self._read_aliases()
         return self._aliases.get("champion")
 
+    def _file_stamp(self) -> Hashable | None:
+        """Identity, size and modification time of a local SQLite registry and its write-ahead
+        log; None for a server (always asked)."""
+        from helpers.lifecycle.tracking import sqlite_file
+
+        db = sqlite_file(self.registry.store.registry_uri)
+        if db is None:
+            return None
+        stamps = []
+        for path in (db, db.with_name(db.name + "-wal")):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamps.append(None)
+                continue
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamps)
+
     def _read_aliases(self) -> dict[str, int]:
         if not self.registry.store.exists():  # a local store never made: nothing registered (and none made here)
             return {}
+        stamp = self._file_stamp()
+        if stamp is not None and stamp == self._stamp:
+            return self._aliases  # nothing was committed since the last query
         from mlflow.exceptions import MlflowException
 
         try:
             model = self.registry.client.get_registered_model(self.name)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                self._stamp = stamp
                 return {}
             raise
+        self._stamp = stamp
         return {alias: int(number) for alias, number in model.aliases.items()}
 
     def fetch(self, token: Hashable) -> Fetched:

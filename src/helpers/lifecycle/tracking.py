@@ -67,7 +67,7 @@ def without_credentials(uri: str) -> str:
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else uri
 
 
-def _sqlite_file(uri: str) -> Path | None:
+def sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store."""
     prefix = "sqlite:///"
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
@@ -103,7 +103,7 @@ class Store:
         tracking = os.environ.get(TRACKING_ENV, "").strip()
         registry = os.environ.get(REGISTRY_ENV, "").strip()
         if tracking:  # a server keeps its own artifacts; a SQLite file named here keeps them beside it
-            db = _sqlite_file(tracking)
+            db = sqlite_file(tracking)
             return cls(tracking, registry or tracking, settings.mlflow_experiment,
                        db.parent / "artifacts" if db is not None else None)
         folder = Path(settings.mlflow_dir)
@@ -112,13 +112,13 @@ class Store:
 
     def exists(self) -> bool:
         """False only for a local SQLite store whose database file was never made (nothing logged yet)."""
-        files = [f for f in (_sqlite_file(self.tracking_uri), _sqlite_file(self.registry_uri)) if f is not None]
+        files = [f for f in (sqlite_file(self.tracking_uri), sqlite_file(self.registry_uri)) if f is not None]
         return all(f.exists() for f in files)
 
     def make_folders(self) -> None:
         """A local store's folders (MLflow makes the database's tables on first use)."""
         for uri in (self.tracking_uri, self.registry_uri):
-            if (db := _sqlite_file(uri)) is not None:
+            if (db := sqlite_file(uri)) is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
 
     def client(self) -> MlflowClient:
@@ -257,7 +257,7 @@ def log_comparison(store: Store, selection_path: str | Path, artifact_path: str 
 
 def ui_command(store: Store, port: int) -> list[str]:
     """``mlflow ui`` on 127.0.0.1:``port`` over a local store (runs and registry)."""
-    if _sqlite_file(store.tracking_uri) is None:
+    if sqlite_file(store.tracking_uri) is None:
         raise TrackingError(f"{TRACKING_ENV} points at {store.runs_where}: open that server's own UI; "
                             "make mlflow-ui serves a local store only (unset the variable to use it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri,
