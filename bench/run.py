@@ -644,9 +644,11 @@ def _post_raw(port: int, body: bytes, chunked: bool) -> tuple[int, float]:
 
 
 def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os.environ.get("BENCH_SECONDS", 20)), connections: int = 16,
-                         switch_every: float = 4.0, poll: float = 1.0) -> dict:
+                         switch_every: float = float(os.environ.get("BENCH_SWITCH_SECONDS", 4.0)),
+                         poll: float = float(os.environ.get("BENCH_POLL_SECONDS", 1.0))) -> dict:
     """``make serve`` in registry mode under wrk, with and without the champion switching
-    between two versions every ``switch_every`` seconds (promote, then rollback, ...)."""
+    between two versions every ``switch_every`` seconds (promote, then rollback, ...), the
+    registry checked every ``poll`` seconds (``BENCH_SWITCH_SECONDS``, ``BENCH_POLL_SECONDS``)."""
     import shutil
     import subprocess
     import threading
