@@ -363,16 +363,11 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
     import orjson
 
     server_cpu, wrk_cpu = _pinning()
-    if server_cpu is not None:
-        command = ["taskset", "-c", str(server_cpu), *command]
-    with _serving(command, {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, server):
+    with _serving(_pinned(command, server_cpu), {"HELPERS_ARTIFACT": artifact, **(env or {})}) as (url, server):
         check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         served = orjson.loads(urllib.request.urlopen(check, timeout=5).read())
         assert served == orjson.loads(expected), "the server and the in-process app disagree"
-        load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
-        if wrk_cpu is not None:
-            load = ["taskset", "-c", str(wrk_cpu), *load]
-        subprocess.run([*load[:-1], "-d2s", load[-1]], capture_output=True, check=True)  # warm-up
+        subprocess.run(_wrk_command(wrk, script, url, connections, 2, wrk_cpu), capture_output=True, check=True)  # warm-up
         time.sleep(1.2)
         cpu_before = _cpu_seconds(server.pid)
         stop, scrapes = threading.Event(), []
@@ -384,7 +379,8 @@ def _load_server(command: list[str], artifact: str, body: bytes, expected: bytes
         scraper = threading.Thread(target=scrape, daemon=True)
         if scrape_seconds:
             scraper.start()
-        done = subprocess.run([*load[:-1], f"-d{seconds}s", load[-1]], capture_output=True, text=True, check=True)
+        done = subprocess.run(_wrk_command(wrk, script, url, connections, seconds, wrk_cpu), capture_output=True,
+                              text=True, check=True)
         stop.set()
         if scrape_seconds:
             scraper.join(10)
@@ -406,6 +402,17 @@ def _pinning() -> tuple[int | None, int | None]:
     if len(cpus) < 2 or shutil.which("taskset") is None:
         return None, None
     return cpus[0], cpus[1]
+
+
+def _pinned(command: list[str], cpu: int | None) -> list[str]:
+    """``command`` run on CPU ``cpu`` only (``taskset``); as it is when ``cpu`` is None."""
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def _wrk_command(wrk: str, script: Path, url: str, connections: int, seconds: int, cpu: int | None) -> list[str]:
+    """wrk loading ``POST {url}/predict`` with ``script`` from one thread for ``seconds``, on ``cpu``."""
+    return _pinned([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                    f"{url}/predict"], cpu)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -686,17 +693,14 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
            "MLFLOW_TRACKING_URI": "", "MLFLOW_REGISTRY_URI": ""}
 
     server_cpu, wrk_cpu = _pinning()
-    pinned = ["taskset", "-c", str(server_cpu)] if server_cpu is not None else []
 
     def run(switch: bool) -> dict:
-        with _serving([*pinned, *serve], env) as (url, server):
+        with _serving(_pinned(serve, server_cpu), env) as (url, server):
             check = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
             assert orjson.loads(urllib.request.urlopen(check, timeout=5).read())["last_updated"] in (
                 payload["created_utc"], second["created_utc"])
-            load = [wrk, "-t1", f"-c{connections}", "--latency", "-s", str(script), f"{url}/predict"]
-            if wrk_cpu is not None:
-                load = ["taskset", "-c", str(wrk_cpu), *load]
-            subprocess.run([*load[:-1], "-d2s", load[-1]], capture_output=True, check=True)  # warm-up
+            subprocess.run(_wrk_command(wrk, script, url, connections, 2, wrk_cpu), capture_output=True,
+                           check=True)  # warm-up
             stop, switches = threading.Event(), []
 
             def switcher() -> None:
@@ -708,7 +712,8 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
             thread = threading.Thread(target=switcher, daemon=True)
             if switch:
                 thread.start()
-            done = subprocess.run([*load[:-1], f"-d{seconds}s", load[-1]], capture_output=True, text=True, check=True)
+            done = subprocess.run(_wrk_command(wrk, script, url, connections, seconds, wrk_cpu), capture_output=True,
+                                  text=True, check=True)
             stop.set()
             if switch:
                 thread.join(30)
@@ -725,7 +730,7 @@ def bench_service_reload(settings, repeat: int, tmp: Path, seconds: int = int(os
             "server": "python -m helpers.app.service (make serve) in registry mode, one uvicorn worker, forecast log "
                       "and metrics on",
             "load": f"wrk, 1 thread, {connections} connections, {seconds} s, loopback"
-                    + (", wrk and the server pinned to a CPU each (taskset)" if pinned else ""),
+                    + (", wrk and the server pinned to a CPU each (taskset)" if server_cpu is not None else ""),
             "poll_seconds": poll, "switch_every_s": switch_every,
             "wrk": {name: {k: v for k, v in r.items() if k != "output"} for name, r in runs.items()},
             "wrk_output": runs["switching"]["output"]}
