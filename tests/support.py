@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,29 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DQ = FIXTURES / "dq"
 UNREADABLE_FILES = FIXTURES / "unreadable"
 SHORT = FIXTURES / "short"
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition",
+               every: float = 0.01) -> object:
+    """``condition()``'s first true result, asked every ``every`` s; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def cycle_settings(tmp_path: Path):
+    """The test profile for the series ``fixture``, with every folder an operating cycle writes
+    (inbox, archive, forecast log, products, reports, warehouse, MLflow store) under ``tmp_path``."""
+    from helpers.core.settings import load_settings
+
+    return load_settings("test", series_id="fixture", inbox_dir=str(tmp_path / "inbox"),
+                         archive_dir=str(tmp_path / "archive"), forecast_log_dir=str(tmp_path / "log"),
+                         products=str(tmp_path / "products"), reports=str(tmp_path / "reports"),
+                         warehouse_path=str(tmp_path / "wh.duckdb"), mlflow_dir=str(tmp_path / "mlflow"))
 
 
 def half_hourly(n: int, start: str = "2014-01-01", seed: int = 0) -> pd.DataFrame:

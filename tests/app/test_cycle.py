@@ -6,16 +6,13 @@ import pytest
 
 from helpers.app import cycle
 from helpers.app.scheduler import run_lock
-from helpers.core.settings import load_settings
 from helpers.warehouse import Warehouse
+from tests.support import cycle_settings
 
 
 @pytest.fixture
 def settings(tmp_path, clean_env):
-    return load_settings("test", series_id="fixture", inbox_dir=str(tmp_path / "inbox"),
-                         archive_dir=str(tmp_path / "archive"), forecast_log_dir=str(tmp_path / "log"),
-                         products=str(tmp_path / "products"), reports=str(tmp_path / "reports"),
-                         warehouse_path=str(tmp_path / "wh.duckdb"), mlflow_dir=str(tmp_path / "mlflow"))
+    return cycle_settings(tmp_path)
 
 
 def test_a_cycle_with_nothing_new_is_recorded_as_skipped_and_exits_0(settings, tmp_path, capsys):

@@ -7,14 +7,13 @@ The switches under load run against a real uvicorn (uvloop, httptools, as ``make
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from fastapi.testclient import TestClient
 from helpers.app import model_source, service
 from helpers.core.files import write_atomic
 from helpers.forecast import artifact
-from tests.support import artifact_payload
+from tests.support import artifact_payload, wait_until
 
 MODELS = ("ets", "holt_winters", "ensemble")
 POLL = 0.02  # seconds: the follower's checks in these tests
@@ -41,16 +40,6 @@ def payload(created: str, shift: float = 0.0, series: str = "s", n: int = 30) ->
         for key in artifact.PATH_KEYS[1:]:
             model["forecast"][key] = [v + shift for v in model["forecast"][key]]
     return p
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 @contextmanager
@@ -469,35 +458,6 @@ def test_the_service_refuses_to_start_without_a_champion_naming_make_run(store, 
     monkeypatch.setenv("HELPERS_REGISTRY_MODEL", "no/slash")
     assert service.main([]) == 2
     assert capsys.readouterr().err.startswith("error: cannot serve forecasts: registry_model must be 1 to 256 letters")
-
-
-@contextmanager
-def service_process(*args: str, stderr: Path, env: dict[str, str] | None = None
-                    ) -> Iterator[tuple[int, "subprocess.Popen"]]:
-    """``python -m helpers.app.service ARGS`` on a free loopback port (its stderr to the file
-    ``stderr``), until it answers /health."""
-    import os
-    import subprocess
-    import sys
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with stderr.open("w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "helpers.app.service", "--port", str(port), *args],
-                                   env={**os.environ, **(env or {})}, stderr=err)
-    try:
-        def up() -> bool:
-            assert process.poll() is None, stderr.read_text()
-            try:
-                return bool(get(port, "/health"))
-            except OSError:
-                return False
-        wait_until(up, timeout=60, what="the service's start")
-        yield port, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.mark.slow

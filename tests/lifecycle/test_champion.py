@@ -14,15 +14,12 @@ from helpers.core.settings import ConfigError, load_settings
 from helpers.lifecycle.champion import StoreUnavailable, champion_artifact
 from helpers.lifecycle.registry import Registry
 from tests.lifecycle.conftest import copy_store, write_payload
-from tests.support import DQ
+from tests.support import DQ, cycle_settings
 
 
 @pytest.fixture
 def settings(tmp_path, clean_env):
-    return load_settings("test", series_id="fixture", inbox_dir=str(tmp_path / "inbox"),
-                         archive_dir=str(tmp_path / "archive"), forecast_log_dir=str(tmp_path / "log"),
-                         products=str(tmp_path / "products"), reports=str(tmp_path / "reports"),
-                         warehouse_path=str(tmp_path / "wh.duckdb"), mlflow_dir=str(tmp_path / "mlflow"))
+    return cycle_settings(tmp_path)
 
 
 @pytest.fixture

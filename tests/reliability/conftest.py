@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.support import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 #: Seconds any one test here may take; a hung process fails its test instead of hanging the suite.
@@ -104,13 +106,7 @@ def alive(pid: int) -> bool:
 
 def wait_for(condition, timeout: float = 20.0, what: str = "the condition"):
     """Poll ``condition`` every 50 ms until it returns something true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"{what} did not happen within {timeout} s")
+    return wait_until(condition, timeout, what, every=0.05)
 
 
 @pytest.fixture
