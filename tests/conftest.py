@@ -10,6 +10,10 @@ import pytest
 from helpers.data.quality import SeriesSpec
 from helpers.warehouse import Warehouse
 
+# pytest-xdist runs a worker per core already: a test's backtests fit in its own process (the
+# tests of the parallel backtest pass jobs= themselves). Notebooks and builds inherit this.
+os.environ.setdefault("HELPERS_CV_JOBS", "1")
+
 @pytest.fixture
 def clean_env(monkeypatch):
     """No HELPERS_* variables: settings come from the files alone."""

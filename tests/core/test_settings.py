@@ -156,6 +156,18 @@ def test_the_issue_s_example_message(clean_env):
     ("registry_model", "-x", "must be 1 to 256 letters"),
     ("mlflow_experiment", "a\tb", "must be at most 500 printable characters"),
     ("mlflow_dir", " ", "must not be empty"),
+    ("cv_jobs", -1, "must be at least 0 .0 is one process per core"),
+    ("cv_cache", "maybe", "cv_cache"),
+    ("model_settings", "[1, 2]", "must be a mapping"),
+    ("model_settings", "{theta: {alpha: 1}}", "has settings only for window_average, .*unknown model 'theta'"),
+    ("model_settings", "{prophet: 3}", "must map prophet to its settings"),
+    ("model_settings", "{prophet: {seed: 1}}", "prophet takes samples, changepoint_prior_scale; unknown setting 'seed'"),
+    ("model_settings", "{window_average: {window: 0}}", "window_average.window must be a whole number from 1"),
+    ("model_settings", "{window_average: {window: 2.5}}", "window_average.window must be a whole number"),
+    ("model_settings", "{prophet: {changepoint_prior_scale: 0}}", "must be a number above 0"),
+    ("model_settings", "{prophet: {changepoint_prior_scale: lots}}", "must be a number above 0"),
+    ("model_settings", "{ets: {model: XYZ}}", "ets.model must be three letters"),
+    ("model_settings", "{a: [}", "is not valid YAML/JSON"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:
@@ -250,3 +262,13 @@ def test_model_names_match_the_catalog():
 
     built = model_catalog((7,), 14, MODEL_NAMES, has_temperature=True, has_workday=True)
     assert [m.name for m in built] == list(MODEL_NAMES)
+
+
+def test_model_settings_are_typed_and_reach_only_their_comparison(clean_env, monkeypatch):
+    monkeypatch.setenv("HELPERS_MODEL_SETTINGS", '{"ets": {"model": "aan"}, "prophet": {"samples": "50"}}')
+    settings = load_settings()
+    assert settings.model_settings == {"ets": {"model": "AAN"}, "prophet": {"samples": 50}}
+    from helpers.forecast.comparison import ComparisonConfig
+
+    assert ComparisonConfig.from_settings(settings, "hourly").model_settings == {}  # no ets, no prophet there
+    assert ComparisonConfig.from_settings(settings, "daily").model_settings["ets"] == {"model": "AAN"}

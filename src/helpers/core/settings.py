@@ -42,6 +42,16 @@ HEMISPHERES = ("south", "north")
 MODEL_NAMES = ("naive", "seasonal_naive", "window_average", "ses", "holt", "holt_winters", "ets", "auto_arima",
                "sarima_grid", "mstl", "prophet", "ets_calendar", "holt_winters_calendar", "arima_workday",
                "arimax_temperature", "prophet_temperature")
+#: The settings each model takes in ``model_settings``: name -> (kind, low, high) or the allowed values.
+_COUNT = ("whole", 0, 10)
+MODEL_OPTIONS: dict[str, dict[str, tuple]] = {
+    "window_average": {"window": ("whole", 1, 10_000)},
+    "ets": {"model": ("ets",)}, "ets_calendar": {"model": ("ets",)},
+    **{name: {"max_p": _COUNT, "max_q": _COUNT} for name in ("auto_arima", "arima_workday", "arimax_temperature")},
+    "sarima_grid": {"max_order": ("whole", 1, 4)},
+    **{name: {"samples": ("whole", 10, 10_000), "changepoint_prior_scale": ("number", 0.0, 100.0)}
+       for name in ("prophet", "prophet_temperature")},
+}
 #: Settings that describe the default series, not any series (see the module docstring).
 SERIES_BOUND = ("holiday_country", "holiday_subdiv", "hemisphere")
 #: Seasonal periods of each grain (steps); training windows must hold two of the longest.
@@ -124,6 +134,56 @@ def _models(raw: dict[str, Any], key: str) -> str:
         raise fail(key, f"must be a comma-separated list of models from {', '.join(MODEL_NAMES)}; "
                         f"unknown: {unknown}", raw[key])
     return ",".join(names)
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """A YAML mapping; from an environment variable, its YAML or JSON text."""
+    value = raw[key]
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise fail(key, f"is not valid YAML/JSON: {exc}", "...") from None
+    value = value or {}
+    if not isinstance(value, dict):
+        raise fail(key, "must be a mapping", value)
+    return value
+
+
+def _model_settings(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``model_settings``: model -> {setting: value}, each from :data:`MODEL_OPTIONS`."""
+    key, given = "model_settings", _mapping(raw, "model_settings")
+    checked: dict[str, dict[str, Any]] = {}
+    for model, values in given.items():
+        if model not in MODEL_OPTIONS:
+            raise fail(key, f"has settings only for {', '.join(MODEL_OPTIONS)}; unknown model {model!r}", given)
+        if not isinstance(values, dict):
+            raise fail(key, f"must map {model} to its settings, e.g. {{{next(iter(MODEL_OPTIONS[model]))}: ...}}", given)
+        checked[model] = {}
+        for name, value in values.items():
+            rule = MODEL_OPTIONS[model].get(name)
+            what = f"{model}.{name}"
+            if rule is None:
+                raise fail(key, f"{model} takes {', '.join(MODEL_OPTIONS[model])}; unknown setting {name!r}", given)
+            if rule[0] == "ets":
+                text = str(value).upper()
+                if len(text) != 3 or text[0] not in "ZAM" or text[1] not in "ZAMN" or text[2] not in "ZAMN":
+                    raise fail(key, f"{what} must be three letters: error Z/A/M, trend Z/A/M/N, season Z/A/M/N "
+                                    "(e.g. ZZZ, AAN)", value)
+                checked[model][name] = text
+                continue
+            kind, low, high = rule
+            try:
+                number = int(value) if kind == "whole" and not isinstance(value, bool) and float(value) == int(value) \
+                    else float(value) if kind == "number" and not isinstance(value, bool) else None
+            except (TypeError, ValueError):
+                number = None
+            if number is None or not low <= number <= high or (kind == "number" and number <= low):
+                rule_text = (f"a whole number from {low} to {high}" if kind == "whole"
+                             else f"a number above {low:g} and at most {high:g}")
+                raise fail(key, f"{what} must be {rule_text}", value)
+            checked[model][name] = number
+    return checked
 
 
 def _frequency(raw: dict[str, Any]) -> str:
@@ -223,6 +283,9 @@ class Settings:
     hourly_min_train: int
     hourly_models: str
     max_horizon: int
+    model_settings: dict[str, dict[str, Any]]
+    cv_jobs: int
+    cv_cache: bool
     warehouse_backend: Literal["duckdb", "snowflake"]
     warehouse_path: Path
     warehouse_wait_seconds: float
@@ -346,6 +409,9 @@ class Settings:
             **counts,
             daily_models=_models(raw, "daily_models"),
             hourly_models=_models(raw, "hourly_models"),
+            model_settings=_model_settings(raw),
+            cv_jobs=_whole(raw, "cv_jobs", 0, why="0 is one process per core"),
+            cv_cache=_flag(raw, "cv_cache"),
             warehouse_backend=backend,  # type: ignore[arg-type]
             warehouse_path=resolve(_required_text(raw, "warehouse_path")),
             warehouse_wait_seconds=_number(raw, "warehouse_wait_seconds", 0, 3600),

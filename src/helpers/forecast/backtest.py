@@ -11,6 +11,7 @@ them. Nothing measured on the evaluation folds feeds back into a choice.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ import pandas as pd
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from utilsforecast import losses
 
+from helpers.forecast import cv_cache
+from helpers.forecast.cv_cache import FoldCache
 from helpers.forecast.models import DEFAULT_LEVELS, Forecaster, interval_columns
 
 #: Meteorological seasons by month in the southern hemisphere; the northern ones are six months on.
@@ -47,29 +50,79 @@ def make_cutoffs(ds: pd.Series, h: int, n_folds: int, min_train: int) -> list[pd
     return [pd.Timestamp(ds.iloc[p]) for p in np.unique(positions)]
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _fit_predict(model: Forecaster, train: pd.DataFrame, future: pd.DataFrame,
+                 level: Sequence[int]) -> tuple[pd.DataFrame, float]:
+    start = time.perf_counter()
+    predicted = model.fit(train).predict(future, level)
+    return predicted[["mean", *interval_columns(level)]].reset_index(drop=True), time.perf_counter() - start
+
+
 def backtest(frame: pd.DataFrame, models: Sequence[Forecaster], h: int, cutoffs: Sequence[pd.Timestamp],
-             level: Sequence[int] = DEFAULT_LEVELS) -> tuple[pd.DataFrame, pd.DataFrame]:
+             level: Sequence[int] = DEFAULT_LEVELS, *, jobs: int = 1,
+             cache: FoldCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Forecasts of every model at every cutoff, and the fit+predict time of each.
 
     Args:
         frame: ``unique_id, ds, y`` plus covariates, on a complete grid (no missing ``y``).
+        jobs: processes fitting (model, fold) pairs side by side; 0 is one per usable core.
+            The forecasts are the same for any value (every fit is seeded and independent).
+        cache: folds found there are not fitted again; the others are stored in it.
 
     Returns:
         ``(forecasts, timings)``: forecasts has ``unique_id, ds, cutoff, y`` and per model a
         mean column and ``<model>-lo-<level>`` / ``<model>-hi-<level>`` columns; timings has
-        ``model, cutoff, seconds``.
+        ``model, cutoff, seconds, cached`` (a cached fold's seconds are those of its first fit).
     """
     if frame["y"].isna().any():
         raise ValueError("backtest needs a complete series; fill or drop the missing values first")
-    pieces, timings = [], []
+    if jobs < 0:
+        raise ValueError(f"jobs must be 0 (one per core) or a positive number of processes, got {jobs}")
+    folds = {}
     for cutoff in cutoffs:
         train = frame[frame["ds"] <= cutoff]
         future = frame[frame["ds"] > cutoff].head(h)
+        digest = cv_cache.data_digest(pd.concat([train, future])) if cache else ""
+        folds[cutoff] = train, future.drop(columns="y").reset_index(drop=True), future, digest
+    results: dict[tuple[int, pd.Timestamp], tuple[pd.DataFrame, float, bool]] = {}
+    pending, keys = [], {}
+    for cutoff in cutoffs:
+        for i, model in enumerate(models):
+            if cache is not None:
+                keys[i, cutoff] = cache.key(model, cutoff, folds[cutoff][3], level)
+                hit = cache.get(model, keys[i, cutoff], len(folds[cutoff][1]))
+                if hit is not None:
+                    results[i, cutoff] = (*hit, True)
+                    continue
+            pending.append((i, cutoff))
+    # The dear fits first, so the cheap ones fill the gaps at the end.
+    pending.sort(key=lambda pair: -models[pair[0]].cost)
+    workers = min(usable_cores() if jobs == 0 else jobs, len(pending))
+    calls = [(models[i], folds[cutoff][0], folds[cutoff][1], level) for i, cutoff in pending]
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=workers, backend="loky", batch_size=1)(delayed(_fit_predict)(*call) for call in calls)
+    else:
+        done = [_fit_predict(*call) for call in calls]
+    for (i, cutoff), (predicted, seconds) in zip(pending, done):
+        results[i, cutoff] = predicted, seconds, False
+        if cache is not None:
+            cache.put(models[i], keys[i, cutoff], predicted, seconds)
+    pieces, timings = [], []
+    for cutoff in cutoffs:
+        future = folds[cutoff][2]
         fold = future[["unique_id", "ds", "y"]].assign(cutoff=cutoff).reset_index(drop=True)
-        for model in models:
-            start = time.perf_counter()
-            predicted = model.fit(train).predict(future.drop(columns="y").reset_index(drop=True), level)
-            timings.append({"model": model.name, "cutoff": cutoff, "seconds": time.perf_counter() - start})
+        for i, model in enumerate(models):
+            predicted, seconds, cached = results[i, cutoff]
+            timings.append({"model": model.name, "cutoff": cutoff, "seconds": seconds, "cached": cached})
             fold[model.name] = predicted["mean"].to_numpy()
             for column in interval_columns(level):
                 fold[f"{model.name}-{column}"] = predicted[column].to_numpy()

@@ -15,6 +15,7 @@ from helpers.core.provenance import git_commit, package_versions
 from helpers.forecast import artifact
 from helpers.forecast import backtest as bt
 from helpers.forecast import calibration
+from helpers.forecast.cv_cache import FoldCache
 from helpers.forecast.models import (
     CALENDAR_MODELS, DEFAULT_LEVELS, TEMPERATURE_MODELS, Forecaster, interval_columns, model_catalog,
 )
@@ -40,6 +41,8 @@ class ComparisonConfig:
     holiday_country: str | None = None
     holiday_subdiv: str | None = None
     hemisphere: str | None = None
+    #: Each model's settings (``model_settings``), for the models of this comparison.
+    model_settings: dict = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings, grain: str) -> ComparisonConfig:
@@ -48,12 +51,13 @@ class ComparisonConfig:
             raise ValueError(f"grain must be one of {sorted(GRAIN_FREQ)}, got {grain!r}")
         prefix = f"{grain}_"
         n_folds = getattr(settings, prefix + "folds")
+        models = tuple(getattr(settings, prefix + "models").split(","))
         return cls(grain, GRAIN_FREQ[grain], SEASONS[grain], getattr(settings, prefix + "horizon"), n_folds,
-                   n_folds // 2, getattr(settings, prefix + "min_train"),
-                   tuple(getattr(settings, prefix + "models").split(",")),
+                   n_folds // 2, getattr(settings, prefix + "min_train"), models,
                    max_horizon=settings.max_horizon if grain == "daily" else settings.max_horizon * 24,
                    holiday_country=settings.holiday_country, holiday_subdiv=settings.holiday_subdiv,
-                   hemisphere=settings.hemisphere)
+                   hemisphere=settings.hemisphere,
+                   model_settings={m: v for m, v in settings.model_settings.items() if m in models})
 
     @classmethod
     def parse(cls, grain: str, horizon: int, n_folds: int, min_train: int, models: str, max_horizon: int,
@@ -101,7 +105,8 @@ class ComparisonConfig:
         return model_catalog(self.season_lengths, self.horizon, names,
                              has_temperature="temperature" in frame and bool(frame["temperature"].notna().all()),
                              has_workday=bool(self.holiday_country) and "workday" in frame
-                             and bool(frame["workday"].notna().all()))
+                             and bool(frame["workday"].notna().all()),
+                             options=self.model_settings)
 
     def left_out(self, built: Sequence[Forecaster], frame: pd.DataFrame) -> list[str]:
         """Why requested models were not built, one sentence per reason (empty when all were)."""
@@ -175,10 +180,15 @@ def prepare_frame(view: pd.DataFrame) -> pd.DataFrame:
     return view.assign(degree_days=degree_days(view["temperature"]))
 
 
-def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
+def run_comparison(frame: pd.DataFrame, config: ComparisonConfig, *, jobs: int = 1,
+                   cache_dir: str | Path | None = None) -> Comparison:
     """Backtest every model, choose on the selection folds, add the ensemble, calibrate the
     intervals (each fold on the folds finished before it; the artifact's on every fold), score
     everything.
+
+    ``jobs`` processes fit the folds (0: one per core; the result does not depend on it). With
+    ``cache_dir``, folds fitted before on the same data, fold settings and model settings are read
+    from there (:mod:`helpers.forecast.cv_cache`), and new ones stored.
 
     Production candidates need nothing about the future but its dates: univariate models,
     and calendar models when a holiday calendar is configured. The ensemble averages the
@@ -208,7 +218,12 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
                      f"{len(frame) // 2} to silence this.")
         config = replace(config, min_train=len(frame) // 2)
     cutoffs = bt.make_cutoffs(frame["ds"], config.horizon, config.n_folds, config.min_train)
-    forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs)
+    cache = None if cache_dir is None else FoldCache(Path(cache_dir) / config.grain, {
+        "grain": config.grain, "horizon": config.horizon, "n_folds": config.n_folds, "min_train": config.min_train})
+    forecasts, timings = bt.backtest(frame, models, config.horizon, cutoffs, jobs=jobs, cache=cache)
+    if cache is not None and cache.unwritable:
+        notes.append(f"{cache.unwritable} folds could not be stored in the cross-validation cache ({cache.error}): "
+                     "the next run fits them again. Free space or make the products folder writable.")
     forecasts = bt.assign_roles(forecasts, config.n_selection)
     scores = bt.score(forecasts, frame, config.season_lengths[0])
     candidates = [m.name for m in models if not m.covariates or (config.holiday_country and not m.conditional)]
@@ -230,6 +245,31 @@ def run_comparison(frame: pd.DataFrame, config: ComparisonConfig) -> Comparison:
                       conditional=[m.name for m in models if m.conditional],
                       calendar=[m.name for m in models if m.covariates and not m.conditional],
                       calibrations=calibrations, notes=notes)
+
+
+def cache_folder(settings, selection_path: str | Path | None = None) -> Path | None:
+    """Where the comparison keeps its folds: beside the selection it writes (``cv_cache``), or
+    ``None`` when the ``cv_cache`` setting is off."""
+    if not settings.cv_cache:
+        return None
+    selection = Path(selection_path) if selection_path else settings.products / "model" / "selection.json"
+    return selection.parent / "cv_cache"
+
+
+def fit_times(*comparisons: Comparison) -> pd.DataFrame:
+    """Median fit+predict seconds per model (rows) and grain (columns)."""
+    return pd.concat([c.timings.assign(series=c.config.grain) for c in comparisons]).pivot_table(
+        index="model", columns="series", values="seconds", aggfunc="median")
+
+
+def cache_summary(*comparisons: Comparison) -> str:
+    """How many folds each comparison fitted and how many it read from the cache, in words."""
+    parts = []
+    for c in comparisons:
+        cached = int(c.timings["cached"].sum()) if "cached" in c.timings else 0
+        parts.append(f"{c.config.grain}: {len(c.timings) - cached} of {len(c.timings)} (model, fold) fits run, "
+                     f"{cached} read from the cross-validation cache")
+    return "; ".join(parts) + "."
 
 
 def notes_markdown(*comparisons: Comparison, settings_notes: Sequence[str] = ()) -> str:
@@ -290,7 +330,8 @@ def forecast_paths(frame: pd.DataFrame, config: ComparisonConfig, names: list[st
     future = config.with_calendar(pd.DataFrame({"ds": pd.date_range(start, periods=config.max_horizon,
                                                                     freq=config.freq)}))
     frame = config.with_calendar(frame)
-    models = model_catalog(config.season_lengths, config.max_horizon, names, False, bool(config.holiday_country))
+    models = model_catalog(config.season_lengths, config.max_horizon, names, False, bool(config.holiday_country),
+                           options=config.model_settings)
     return {m.name: m.fit(frame).predict(future, level).assign(ds=future["ds"]) for m in models}
 
 

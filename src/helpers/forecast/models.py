@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from helpers.core.settings import MODEL_OPTIONS
+
 Level = Sequence[int]
 DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
 #: Models that use the work-day flag as a known future input (built only with a holiday calendar).
@@ -42,6 +44,17 @@ class Forecaster(ABC):
     family: str = "model"
     conditional: bool = False
     covariates: tuple[str, ...] = ()
+    #: What the model was built with (``model_catalog`` fills it): part of its cache key.
+    settings: dict = {}
+    #: Rough cost of a fit against the cheap models' 1: the backtest starts the dear ones first.
+    cost: int = 1
+
+    def spec(self) -> dict:
+        """Everything that defines this model's forecasts, as plain values (the cross-validation
+        cache's key, :mod:`helpers.forecast.cv_cache`)."""
+        return {"name": self.name, "class": type(self).__qualname__, "family": self.family,
+                "covariates": list(self.covariates), "conditional": self.conditional,
+                "settings": self.settings}
 
     @abstractmethod
     def fit(self, train: pd.DataFrame) -> Forecaster: ...
@@ -66,9 +79,9 @@ class StatsForecastModel(Forecaster):
     """A statsforecast model; ``factory`` builds a fresh one for each fit."""
 
     def __init__(self, name: str, family: str, factory: Callable[[], object], covariates: tuple[str, ...] = (),
-                 conditional: bool = False) -> None:
+                 conditional: bool = False, cost: int = 1) -> None:
         self.name, self.family, self.factory = name, family, factory
-        self.covariates, self.conditional = covariates, conditional
+        self.covariates, self.conditional, self.cost = covariates, conditional, cost
 
     def fit(self, train: pd.DataFrame) -> StatsForecastModel:
         self.model_ = self.factory()
@@ -101,7 +114,7 @@ class CalendarAdjusted(Forecaster):
     covariates = ("workday",)
 
     def __init__(self, name: str, base: Forecaster) -> None:
-        self.name, self.family, self.base = name, base.family, base
+        self.name, self.family, self.base, self.cost = name, base.family, base, base.cost
 
     @staticmethod
     def holidays(frame: pd.DataFrame) -> np.ndarray:
@@ -158,7 +171,7 @@ class SarimaGridModel(Forecaster):
     white-noise bound, plus 0 (Box-Jenkins identification).
     """
 
-    name, family = "sarima_grid", "ARIMA"
+    name, family, cost = "sarima_grid", "ARIMA", 8
 
     def __init__(self, season_length: int, max_order: int = 2) -> None:
         self.m, self.max_order = season_length, max_order
@@ -221,11 +234,12 @@ class SarimaGridModel(Forecaster):
 class ProphetModel(Forecaster):
     """Prophet with optional regressors; intervals from its predictive samples."""
 
-    family = "Prophet"
+    family, cost = "Prophet", 4
 
     def __init__(self, name: str, regressors: tuple[str, ...] = (), conditional: bool = False, seed: int = 0,
-                 samples: int = 300) -> None:
+                 samples: int = 300, changepoint_prior_scale: float = 0.05) -> None:
         self.name, self.covariates, self.conditional, self.seed, self.samples = name, regressors, conditional, seed, samples
+        self.changepoint_prior_scale = changepoint_prior_scale
 
     def fit(self, train: pd.DataFrame) -> ProphetModel:
         from cmdstanpy.utils import get_logger
@@ -234,7 +248,8 @@ class ProphetModel(Forecaster):
         get_logger().setLevel(logging.WARNING)  # cmdstanpy configures its logger on first use
         logging.getLogger("prophet").setLevel(logging.WARNING)
         self._exog(train)
-        model = Prophet(uncertainty_samples=self.samples, daily_seasonality=False)
+        model = Prophet(uncertainty_samples=self.samples, daily_seasonality=False,
+                        changepoint_prior_scale=self.changepoint_prior_scale)
         for regressor in self.covariates:
             model.add_regressor(regressor)
         np.random.seed(self.seed)  # Prophet draws its uncertainty samples from numpy's global state
@@ -258,7 +273,8 @@ class ProphetModel(Forecaster):
         return self.fit(train).model_.predict(train[["ds", *self.covariates]])["yhat"].to_numpy()
 
 
-def _statsforecast_models(season_length: int, horizon: int) -> dict[str, Callable[[], Forecaster]]:
+def _statsforecast_models(season_length: int, horizon: int,
+                          options: dict[str, dict] | None = None) -> dict[str, Callable[[], Forecaster]]:
     from statsforecast.models import (
         AutoARIMA, AutoETS, Holt, HoltWinters, Naive, SeasonalNaive, SimpleExponentialSmoothingOptimized,
         WindowAverage,
@@ -269,24 +285,29 @@ def _statsforecast_models(season_length: int, horizon: int) -> dict[str, Callabl
         return ConformalIntervals(h=horizon, n_windows=3)
 
     m = season_length
+    opts = options or {}
+    window = opts.get("window_average", {}).get("window", m)
+    ets = opts.get("ets", {}).get("model", "ZZZ")
+    arima = {"season_length": m, **opts.get("auto_arima", {})}
     models: dict[str, Callable[[], Forecaster]] = {
         "naive": lambda: StatsForecastModel("naive", "baseline", Naive),
         "seasonal_naive": lambda: StatsForecastModel("seasonal_naive", "baseline", lambda: SeasonalNaive(m)),
         "window_average": lambda: StatsForecastModel(
-            "window_average", "baseline", lambda: WindowAverage(m, prediction_intervals=conformal())),
+            "window_average", "baseline", lambda: WindowAverage(window, prediction_intervals=conformal())),
         "ses": lambda: StatsForecastModel(
             "ses", "exponential smoothing", lambda: SimpleExponentialSmoothingOptimized(prediction_intervals=conformal())),
         "holt": lambda: StatsForecastModel("holt", "exponential smoothing", lambda: Holt(season_length=m)),
         "holt_winters": lambda: StatsForecastModel("holt_winters", "exponential smoothing",
                                                    lambda: HoltWinters(season_length=m)),
-        "ets": lambda: StatsForecastModel("ets", "exponential smoothing", lambda: AutoETS(season_length=m)),
-        "auto_arima": lambda: StatsForecastModel("auto_arima", "ARIMA", lambda: AutoARIMA(season_length=m)),
+        "ets": lambda: StatsForecastModel("ets", "exponential smoothing", lambda: AutoETS(season_length=m, model=ets)),
+        "auto_arima": lambda: StatsForecastModel("auto_arima", "ARIMA", lambda: AutoARIMA(**arima), cost=3),
     }
     return models
 
 
 def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[str],
-                  has_temperature: bool, has_workday: bool) -> list[Forecaster]:
+                  has_temperature: bool, has_workday: bool,
+                  options: dict[str, dict] | None = None) -> list[Forecaster]:
     """Fresh instances of the named models for a series with the given seasonal periods.
 
     Names: naive, seasonal_naive, window_average, ses, holt, holt_winters, ets, auto_arima,
@@ -294,32 +315,48 @@ def model_catalog(season_lengths: Sequence[int], horizon: int, names: Sequence[s
     (holiday-adjusted, see ``CalendarAdjusted``) and arima_workday (regression on the flag
     with ARIMA errors); with temperature the conditional arimax_temperature and
     prophet_temperature. Models whose covariates the series lacks are skipped.
+
+    ``options`` maps a model name to its settings (:data:`MODEL_OPTIONS` lists which); each
+    model records them, with the seasonal periods and horizon, in ``settings``.
     """
     from statsforecast.models import MSTL, AutoARIMA, AutoETS
 
+    opts = options or {}
+    unknown_options = {name: sorted(set(given) - set(MODEL_OPTIONS.get(name, ())))
+                       for name, given in opts.items() if set(given) - set(MODEL_OPTIONS.get(name, ()))}
+    if unknown_options:
+        raise ValueError(f"unknown model settings {unknown_options}; each model takes {MODEL_OPTIONS}")
     m = season_lengths[0]
-    builders = _statsforecast_models(m, horizon)
-    builders["sarima_grid"] = lambda: SarimaGridModel(m)
+    builders = _statsforecast_models(m, horizon, opts)
+
+    def arima(name: str) -> Callable[[], object]:
+        return lambda: AutoARIMA(season_length=m, **opts.get(name, {}))
+
+    builders["sarima_grid"] = lambda: SarimaGridModel(m, **opts.get("sarima_grid", {}))
     builders["mstl"] = lambda: StatsForecastModel(
-        "mstl", "decomposition", lambda: MSTL(season_length=list(season_lengths), trend_forecaster=AutoETS(model="ZZN")))
+        "mstl", "decomposition", lambda: MSTL(season_length=list(season_lengths), trend_forecaster=AutoETS(model="ZZN")),
+        cost=2)
     calendar = ("workday",) if has_workday else ()
-    builders["prophet"] = lambda: ProphetModel("prophet", calendar)
+    builders["prophet"] = lambda: ProphetModel("prophet", calendar, **opts.get("prophet", {}))
     needs_workday = set(CALENDAR_MODELS)
     if has_workday:
-        univariate = _statsforecast_models(m, horizon)
+        univariate = _statsforecast_models(m, horizon, {"ets": opts.get("ets_calendar", {})})
         builders["ets_calendar"] = lambda: CalendarAdjusted("ets_calendar", univariate["ets"]())
         builders["holt_winters_calendar"] = lambda: CalendarAdjusted("holt_winters_calendar",
                                                                      univariate["holt_winters"]())
         builders["arima_workday"] = lambda: StatsForecastModel(
-            "arima_workday", "ARIMA", lambda: AutoARIMA(season_length=m), covariates=calendar)
+            "arima_workday", "ARIMA", arima("arima_workday"), covariates=calendar, cost=3)
     needs_temperature = set(TEMPERATURE_MODELS)
     if has_temperature:
         builders["arimax_temperature"] = lambda: StatsForecastModel(
-            "arimax_temperature", "ARIMA", lambda: AutoARIMA(season_length=m),
-            covariates=("degree_days", *calendar), conditional=True)
+            "arimax_temperature", "ARIMA", arima("arimax_temperature"),
+            covariates=("degree_days", *calendar), conditional=True, cost=3)
         builders["prophet_temperature"] = lambda: ProphetModel(
-            "prophet_temperature", ("degree_days", *calendar), conditional=True)
+            "prophet_temperature", ("degree_days", *calendar), conditional=True, **opts.get("prophet_temperature", {}))
     unknown = sorted(set(names) - set(builders) - needs_workday - needs_temperature)
     if unknown:
         raise ValueError(f"unknown models {unknown}; available: {sorted(set(builders) | needs_workday | needs_temperature)}")
-    return [builders[name]() for name in names if name in builders]
+    models = [builders[name]() for name in names if name in builders]
+    for model in models:
+        model.settings = {"season_lengths": list(season_lengths), "horizon": horizon, **opts.get(model.name, {})}
+    return models

@@ -211,8 +211,10 @@ def challenger_config(settings: Settings) -> comparison.ComparisonConfig:
 def train_challenger(settings: Settings, frame: pd.DataFrame, folder: Path, created_utc: str) -> tuple[Path, Path]:
     """The daily model comparison on ``frame`` and the final fit; returns the paths of
     ``selection.json`` and ``forecast_artifact.json`` written into ``folder``. The artifact's
-    ``data_sha256`` is the hash of ``frame`` (:func:`helpers.forecast.comparison.frame_sha256`)."""
-    result = comparison.run_comparison(frame, challenger_config(settings))
+    ``data_sha256`` is the hash of ``frame`` (:func:`helpers.forecast.comparison.frame_sha256`).
+    Folds fitted before on the same data are read from the pipeline's cross-validation cache."""
+    result = comparison.run_comparison(frame, challenger_config(settings), jobs=settings.cv_jobs,
+                                       cache_dir=comparison.cache_folder(settings))
     selection = comparison.write_selection(result, folder / "selection.json")
     config, record = comparison.read_selection(selection)
     payload = comparison.final_artifact(frame, config, record, series_id=settings.series_id,
