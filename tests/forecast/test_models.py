@@ -191,6 +191,34 @@ def test_metrics_equal_hand_computed_values():
     assert got["directional_accuracy"] == pytest.approx(2 / 3)
 
 
+def test_metrics_are_utilsforecasts_on_many_folds_and_models():
+    from utilsforecast import losses
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2020-01-01", periods=60), "y": rng.normal(5, 2, 60)})
+    frame.loc[[45, 52], "y"] = 0.0  # MAPE leaves these steps out
+    cutoffs = bt.make_cutoffs(frame["ds"], 5, 4, 30)
+    pieces = []
+    for cutoff in cutoffs:
+        fold = frame[frame["ds"] > cutoff].head(5).assign(cutoff=cutoff)
+        for m in ("a", "b", "c"):
+            fold[m] = fold["y"] + rng.normal(0, 1, len(fold))
+            for lv, w in ((80, 1.0), (95, 2.0)):
+                fold[f"{m}-lo-{lv}"], fold[f"{m}-hi-{lv}"] = fold[m] - w, fold[m] + w
+        pieces.append(fold)
+    forecasts = pd.concat(pieces, ignore_index=True)
+    got = bt.score(forecasts, frame, season_length=7).set_index(["cutoff", "metric", "model"])["value"]
+    for cutoff, fold in forecasts.groupby("cutoff"):
+        train = frame[frame["ds"] <= cutoff]
+        expected = {"mae": losses.mae(fold, ["a", "b", "c"]), "rmse": losses.rmse(fold, ["a", "b", "c"]),
+                    "mape": losses.mape(fold, ["a", "b", "c"]), "mase": losses.mase(fold, ["a", "b", "c"], 7, train),
+                    **{f"coverage_{lv}": losses.coverage(fold, ["a", "b", "c"], lv) for lv in (80, 95)}}
+        for metric, table in expected.items():
+            for m in ("a", "b", "c"):
+                want = float(table[m].iloc[0]) * (100 if metric == "mape" else 1)
+                assert got[cutoff, metric, m] == pytest.approx(want, rel=1e-12), (cutoff, metric, m)
+
+
 def test_ensemble_is_the_member_mean():
     forecasts = pd.DataFrame({"a": [1.0, 3.0], "b": [3.0, 5.0]})
     for m in "ab":

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from statsmodels.stats.diagnostic import acorr_ljungbox
-from utilsforecast import losses
 
 from helpers.forecast import cv_cache
 from helpers.forecast.cv_cache import FoldCache
@@ -170,35 +169,46 @@ def directional_accuracy(forecasts: pd.DataFrame, frame: pd.DataFrame, models: S
     return pd.Series({m: float((np.sign(forecasts[m] - previous) == actual).mean()) for m in models})
 
 
+def _mean(values: np.ndarray) -> np.ndarray:
+    """Column means over the finite values (NaN for a column with none), without warnings."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(finite, values, 0.0).sum(axis=0) / count, np.nan)
+
+
 def score(forecasts: pd.DataFrame, frame: pd.DataFrame, season_length: int,
           level: Sequence[int] = DEFAULT_LEVELS) -> pd.DataFrame:
-    """MAE, RMSE, MAPE (%), MASE, directional accuracy and interval coverage per model.
+    """MAE, RMSE, MAPE (%), MASE, directional accuracy and interval coverage per model and fold.
 
-    MASE scales by the in-sample seasonal-naive MAE of each fold's training data
-    (Hyndman & Koehler, 2006); metrics come from ``utilsforecast.losses``.
+    The definitions of ``utilsforecast.losses`` (the tests check them against it), on arrays:
+    MAPE leaves out steps whose actual value is 0; MASE scales by the in-sample seasonal-naive
+    MAE of each fold's training data (Hyndman & Koehler, 2006), NaN when that is 0.
     """
     models = model_names(forecasts)
-    rows = {}
-    for cutoff, fold in forecasts.groupby("cutoff"):
-        train = frame[frame["ds"] <= cutoff][["unique_id", "ds", "y"]]
-        fold = fold.drop(columns=[c for c in ("role",) if c in fold])
-        rows[cutoff] = {
-            "mae": losses.mae(fold, models), "rmse": losses.rmse(fold, models),
-            "mape": losses.mape(fold, models), "mase": losses.mase(fold, models, season_length, train),
-            **{f"coverage_{lv}": losses.coverage(fold, models, lv) for lv in level},
-        }
-    table = []
-    for cutoff, metrics in rows.items():
-        for metric, values in metrics.items():
-            series = values.set_index("unique_id")[models].iloc[0]
-            for model, value in series.items():
-                table.append({"cutoff": cutoff, "model": model, "metric": metric, "value": float(value)})
-    long = pd.DataFrame(table)
-    long.loc[long["metric"] == "mape", "value"] *= 100
-    direction = [{"cutoff": c, "model": m, "metric": "directional_accuracy", "value": v}
-                 for c, fold in forecasts.groupby("cutoff")
-                 for m, v in directional_accuracy(fold, frame, models).items()]
-    return pd.concat([long, pd.DataFrame(direction)], ignore_index=True)
+    history = frame.set_index("ds")["y"]
+    long, direction = [], []
+    for cutoff, fold in forecasts.groupby("cutoff", sort=True):
+        y = fold["y"].to_numpy(dtype=float)
+        predicted = fold[models].to_numpy(dtype=float)
+        error = y[:, None] - predicted
+        train = history[history.index <= cutoff].to_numpy(dtype=float)
+        naive = _mean(np.abs(train[season_length:] - train[:-season_length])[:, None])[0] if len(train) > season_length \
+            else np.nan
+        actual = np.where(y == 0, np.nan, np.abs(y))
+        mae = _mean(np.abs(error))
+        metrics = {"mae": mae, "rmse": np.sqrt(_mean(error ** 2)),
+                   "mape": 100 * _mean(np.abs(error) / actual[:, None]),
+                   "mase": mae / naive if naive else np.full(len(models), np.nan)}
+        for lv in level:
+            lo = fold[[f"{m}-lo-{lv}" for m in models]].to_numpy(dtype=float)
+            hi = fold[[f"{m}-hi-{lv}" for m in models]].to_numpy(dtype=float)
+            metrics[f"coverage_{lv}"] = ((y[:, None] >= lo) & (y[:, None] <= hi)).mean(axis=0)
+        long += [{"cutoff": cutoff, "model": m, "metric": metric, "value": float(values[j])}
+                 for metric, values in metrics.items() for j, m in enumerate(models)]
+        direction += [{"cutoff": cutoff, "model": m, "metric": "directional_accuracy", "value": v}
+                      for m, v in directional_accuracy(fold, frame, models).items()]
+    return pd.DataFrame(long + direction)
 
 
 def leaderboard(scores: pd.DataFrame, cutoffs: Sequence[pd.Timestamp] | None = None) -> pd.DataFrame:
