@@ -230,8 +230,9 @@ def own_interval_was_nearer(past: pd.DataFrame, model: str, level: int) -> bool:
     conformal one over ``past``'s folds, each calibrated on the folds of ``past`` finished before
     its cutoff (folds with none are skipped; with no such fold the answer is False)."""
     calibrated, raw = [], []
+    last_day = past.groupby("cutoff")["ds"].transform("max")  # known_at(past, cutoff, strict=True), once
     for cutoff, fold in past.groupby("cutoff"):
-        before = past[known_at(past, cutoff, strict=True)]
+        before = past[last_day <= cutoff]
         if before.empty:
             continue
         earlier = fit_calibrations(before, [model], [level])[model][level]
