@@ -277,3 +277,24 @@ def test_failure_summary_prefers_the_projects_error_lines():
     assert failure_summary(RuntimeError(text)) == "helpers.data.quality.DataQualityError: f.csv: missing"
     assert failure_summary(RuntimeError("===\nsomething else broke\nmore")) == "something else broke"
     assert failure_summary(RuntimeError("")) == "RuntimeError"
+
+
+def test_code_is_compared_without_its_layout_comments_or_docstrings():
+    from helpers.app.pipeline import source_normal_form
+
+    before = 'def task(a, b):\n    """Old words."""\n    # a note\n    return a+b\n'
+    after = 'def task(a, b):\n    """New words, longer."""\n    return (a + b)  # another note\n'
+    assert source_normal_form(before) == source_normal_form(after) == "def task(a, b):\n    return a + b"
+    assert source_normal_form(before) != source_normal_form(before.replace("a+b", "a-b"))
+    assert source_normal_form('def only():\n    """Docs."""\n') == "def only():\n    pass"
+    assert source_normal_form("not python (") == "not python (" and source_normal_form(None) is None
+
+
+def test_a_changed_task_reruns_only_when_its_code_changes(tmp_path, clean_env):
+    """The DAG's differ ignores a new comment in a Python task and sees a changed line."""
+    from helpers.app.pipeline import make_dag
+
+    dag = make_dag(load_settings("test", products=str(tmp_path / "products")))
+    a, b = 'def f(x):\n    return x\n', 'def f(x):\n    # why\n    return x\n'
+    assert dag.differ.is_different(a, b, {}, {}, extension="py")[0] is False
+    assert dag.differ.is_different(a, a.replace("x\n", "x + 1\n"), {}, {}, extension="py")[0] is True

@@ -28,14 +28,13 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from helpers.app.pipeline import BuildFailed, exit_code, failure_summary
+from helpers.app.pipeline import BuildFailed, exit_code, failure_summary, load_dag
 from helpers.core.locks import Busy, run_lock
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
@@ -58,17 +57,11 @@ def monitoring_link(settings: Settings) -> Path:
 def make_cycle_dag(settings: Settings, cycle_id: str, now: datetime, artifact: Path | None = None) -> Any:
     """``pipeline.operate.yaml`` as a Ploomber DAG, its placeholders filled from ``settings``;
     ``artifact`` is the production artifact (default: :func:`production_artifact`)."""
-    from ploomber.spec import DAGSpec
-
     artifact = artifact or production_artifact(settings)
     env = {**settings.as_env(), "cycle_id": cycle_id, "now": now.isoformat(timespec="seconds"),
            "monitoring": str(monitoring_link(settings)), "artifact": str(artifact)}
     env["run_parameters"] = json.dumps(env, sort_keys=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The following placeholders are declared in the environment but unused",
-                                UserWarning)
-        spec = DAGSpec(str(project_root() / "pipeline.operate.yaml"), env=env)
-    return spec.to_dag()
+    return load_dag("pipeline.operate.yaml", env)
 
 
 def production_artifact(settings: Settings) -> Path:

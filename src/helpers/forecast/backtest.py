@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.diagnostic import acorr_ljungbox
 
 from helpers.forecast import cv_cache
 from helpers.forecast.cv_cache import FoldCache
@@ -250,6 +249,8 @@ def segment_errors(forecasts: pd.DataFrame, models: Sequence[str], workday: pd.S
 
 def ljung_box(residuals: pd.Series, lags: Sequence[int]) -> pd.DataFrame:
     """Ljung-Box test of residual autocorrelation at each lag (H0: no autocorrelation)."""
+    from statsmodels.stats.diagnostic import acorr_ljungbox  # scipy.stats: 1-2 s to import, only needed here
+
     return acorr_ljungbox(residuals.dropna(), lags=list(lags)).rename_axis("lag").reset_index()
 
 
