@@ -69,3 +69,25 @@ def test_a_store_that_cannot_be_read_makes_the_cycle_busy(settings, tmp_path, ca
     assert err.startswith("model registry unavailable: the MLflow store sqlite:///") and "Traceback" not in err
     assert (tmp_path / "inbox" / "new.csv").exists()
     assert (settings.mlflow_dir / "mlflow.db").read_text() == "not a database"
+
+
+def test_an_unwritten_store_is_not_asked_again(settings, registry, tmp_path):
+    """The second lookup finds the champion from its record: the store has not been written since
+    (so even with the registry's files gone, it gives the file downloaded before); a promotion
+    writes the store, and the next lookup asks again."""
+    registry.register(write_payload(tmp_path / "a1.json", "2026-01-01T00:00:00"), alias="champion")
+    second = write_payload(tmp_path / "a2.json", "2026-01-02T00:00:00")
+    registry.register(second, alias="challenger")
+    folder = tmp_path / "dl"
+    first = champion_artifact(settings, folder)
+    assert first.name == "forecast_artifact-v1.json" and (folder / "champion.json").exists()
+    artifacts = settings.mlflow_dir / "artifacts"
+    artifacts.rename(tmp_path / "moved")  # a lookup that asked the registry would fail to download now
+    assert champion_artifact(settings, folder) == first
+    first.write_text("{")  # spoilt: downloaded again, which needs the registry's files
+    with pytest.raises(Exception, match="no readable forecast artifact"):
+        champion_artifact(settings, folder)
+    (tmp_path / "moved").rename(artifacts)
+    assert champion_artifact(settings, folder) == first and json.loads(first.read_text())
+    registry.promote(2)
+    assert json.loads(champion_artifact(settings, folder).read_text()) == json.loads(second.read_text())

@@ -149,22 +149,11 @@ class RegistrySource:
         return self._aliases.get("champion")
 
     def _file_stamp(self) -> Hashable | None:
-        """Identity, size and modification time of a local SQLite registry and its write-ahead
-        log; None for a server (always asked)."""
-        from helpers.lifecycle.tracking import sqlite_file
+        """A local SQLite registry's :func:`~helpers.lifecycle.tracking.store_stamp`; None for a server
+        (always asked)."""
+        from helpers.lifecycle.tracking import store_stamp
 
-        db = sqlite_file(self.registry.store.registry_uri)
-        if db is None:
-            return None
-        stamps = []
-        for path in (db, db.with_name(db.name + "-wal")):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                stamps.append(None)
-                continue
-            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(stamps)
+        return store_stamp(self.registry.store.registry_uri)
 
     def _read_aliases(self) -> dict[str, int]:
         if not self.registry.store.exists():  # a local store never made: nothing registered (and none made here)

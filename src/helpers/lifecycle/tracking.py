@@ -73,6 +73,24 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
+def store_stamp(uri: str) -> tuple | None:
+    """Identity, size and modification time of a local SQLite store's database and write-ahead
+    log: every commit changes it, so an unchanged stamp means nothing was written. None for a
+    server (which must be asked)."""
+    db = sqlite_file(uri)
+    if db is None:
+        return None
+    stamps = []
+    for path in (db, db.with_name(db.name + "-wal")):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            stamps.append(None)
+            continue
+        stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
 @dataclass(frozen=True)
 class Store:
     """Where runs (``tracking_uri``) and registered models (``registry_uri``) live.
