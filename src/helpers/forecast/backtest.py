@@ -11,6 +11,7 @@ them. Nothing measured on the evaluation folds feeds back into a choice.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
@@ -63,6 +64,39 @@ def _fit_predict(model: Forecaster, train: pd.DataFrame, future: pd.DataFrame,
     return predicted[["mean", *interval_columns(level)]].reset_index(drop=True), time.perf_counter() - start
 
 
+_CALLS: list[tuple] = []  # what forked workers fit: set before the fork, read by index in the worker
+
+
+def _fit_call(index: int) -> tuple[pd.DataFrame, float]:
+    return _fit_predict(*_CALLS[index])
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # a worker per core already: BLAS threads would only contend
+
+
+def _in_processes(calls: list[tuple], workers: int) -> list[tuple[pd.DataFrame, float]]:
+    """``_fit_predict`` of each call in ``workers`` processes, results in call order.
+
+    Forked where the platform can fork: a worker starts with this process's imports and objects,
+    so it costs milliseconds and the models need not be pickled (only their forecasts come back).
+    Elsewhere joblib's loky processes, which import everything again (seconds each).
+    """
+    if "fork" in multiprocessing.get_all_start_methods():
+        global _CALLS
+        _CALLS = calls
+        try:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
+                return pool.map(_fit_call, range(len(calls)), chunksize=1)
+        finally:
+            _CALLS = []
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=workers, backend="loky", batch_size=1)(delayed(_fit_predict)(*call) for call in calls)
+
+
 def backtest(frame: pd.DataFrame, models: Sequence[Forecaster], h: int, cutoffs: Sequence[pd.Timestamp],
              level: Sequence[int] = DEFAULT_LEVELS, *, jobs: int = 1,
              cache: FoldCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,12 +138,7 @@ def backtest(frame: pd.DataFrame, models: Sequence[Forecaster], h: int, cutoffs:
     pending.sort(key=lambda pair: -models[pair[0]].cost)
     workers = min(usable_cores() if jobs == 0 else jobs, len(pending))
     calls = [(models[i], folds[cutoff][0], folds[cutoff][1], level) for i, cutoff in pending]
-    if workers > 1:
-        from joblib import Parallel, delayed
-
-        done = Parallel(n_jobs=workers, backend="loky", batch_size=1)(delayed(_fit_predict)(*call) for call in calls)
-    else:
-        done = [_fit_predict(*call) for call in calls]
+    done = _in_processes(calls, workers) if workers > 1 else [_fit_predict(*call) for call in calls]
     for (i, cutoff), (predicted, seconds) in zip(pending, done):
         results[i, cutoff] = predicted, seconds, False
         if cache is not None:
