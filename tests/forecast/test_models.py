@@ -113,16 +113,6 @@ def test_models_without_in_sample_fits_say_so():
         model.fitted_values(daily_series(n=80))
 
 
-@pytest.mark.slow
-def test_sarima_grid_uses_unit_root_tests_for_d():
-    rng = np.random.default_rng(1)
-    walk = daily_series().assign(y=100 + np.cumsum(rng.normal(0, 1, 140)))
-    model = fc.SarimaGridModel(7).fit(walk)
-    assert model.model_.order[1] == 1
-    noise = daily_series(season=0.0)
-    assert fc.SarimaGridModel(7).fit(noise).model_.order[1] == 0
-
-
 def test_covariate_models_need_their_covariates():
     (model,) = fc.model_catalog([7], 14, ["arimax_temperature"], True, True)
     with pytest.raises(ValueError, match="needs complete covariates"):
@@ -271,26 +261,3 @@ def test_seasons_follow_the_hemisphere_and_default_to_quarters():
     north = bt.segment_errors(forecasts, ["m"], hemisphere="north").set_index("value")["m"]
     assert south["winter"] == pytest.approx(np.sqrt((9 + 16) / 2)) and south["summer"] == 0.0
     assert north["summer"] == pytest.approx(np.sqrt((9 + 16) / 2)) and north["winter"] == 0.0
-
-
-def test_sarima_grid_refuses_a_candidate_on_the_unit_circle():
-    """An AR(2) forced onto a random walk finds the boundary phi = (2, -1) or near it; a
-    stationary AR(1) with phi = 0.5 has its root at 2. The grid must keep only the latter kind."""
-    import pmdarima as pm
-
-    rng = np.random.default_rng(3)
-    ar1 = np.zeros(400)
-    for t in range(1, 400):
-        ar1[t] = 0.5 * ar1[t - 1] + rng.normal()
-    stationary = pm.ARIMA(order=(1, 0, 0), suppress_warnings=True).fit(ar1)
-    assert np.abs(stationary.arroots()) == pytest.approx([2.0], rel=0.2)
-    assert fc.stationary_and_invertible(stationary)
-
-    class Boundary:  # phi = (2, -1), met by the grid on the default data: 1 - 2B + B^2 = (1 - B)^2
-        def arroots(self):
-            return np.roots([1.0, -2.0, 1.0])
-
-        def maroots(self):
-            return np.array([])
-
-    assert not fc.stationary_and_invertible(Boundary())
