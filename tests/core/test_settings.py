@@ -168,6 +168,8 @@ def test_the_issue_s_example_message(clean_env):
     ("model_settings", "{prophet: {changepoint_prior_scale: lots}}", "must be a number above 0"),
     ("model_settings", "{ets: {model: XYZ}}", "ets.model must be three letters"),
     ("model_settings", "{a: [}", "is not valid YAML/JSON"),
+    ("model_settings", "{sarima_grid: {engine: R}}", "sarima_grid.engine must be one of statsforecast, pmdarima"),
+    ("model_settings", "{sarima_grid: {approximation: 1}}", "sarima_grid.approximation must be true or false"),
 ])
 def test_every_setting_error_names_the_setting_and_how_to_set_it(clean_env, key, value, rule):
     with pytest.raises(ConfigError, match=rule) as caught:

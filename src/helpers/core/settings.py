@@ -48,7 +48,8 @@ MODEL_OPTIONS: dict[str, dict[str, tuple]] = {
     "window_average": {"window": ("whole", 1, 10_000)},
     "ets": {"model": ("ets",)}, "ets_calendar": {"model": ("ets",)},
     **{name: {"max_p": _COUNT, "max_q": _COUNT} for name in ("auto_arima", "arima_workday", "arimax_temperature")},
-    "sarima_grid": {"max_order": ("whole", 1, 4)},
+    "sarima_grid": {"max_order": ("whole", 1, 4), "engine": ("choice", "statsforecast", "pmdarima"),
+                    "approximation": ("flag",)},
     **{name: {"samples": ("whole", 10, 10_000), "changepoint_prior_scale": ("number", 0.0, 100.0)}
        for name in ("prophet", "prophet_temperature")},
 }
@@ -165,6 +166,16 @@ def _model_settings(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             what = f"{model}.{name}"
             if rule is None:
                 raise fail(key, f"{model} takes {', '.join(MODEL_OPTIONS[model])}; unknown setting {name!r}", given)
+            if rule[0] == "choice":
+                if value not in rule[1:]:
+                    raise fail(key, f"{what} must be one of {', '.join(rule[1:])}", value)
+                checked[model][name] = value
+                continue
+            if rule[0] == "flag":
+                if not isinstance(value, bool):
+                    raise fail(key, f"{what} must be true or false", value)
+                checked[model][name] = value
+                continue
             if rule[0] == "ets":
                 text = str(value).upper()
                 if len(text) != 3 or text[0] not in "ZAM" or text[1] not in "ZAMN" or text[2] not in "ZAMN":

@@ -199,7 +199,7 @@ class SarimaGridModel(Forecaster):
     maximum-likelihood fit) and ``model_`` (the library's fitted model).
     """
 
-    name, family, cost = "sarima_grid", "ARIMA", 8
+    name, family, cost = "sarima_grid", "ARIMA", 3
 
     def __init__(self, season_length: int, max_order: int = 2, engine: str = "statsforecast",
                  approximation: bool = True) -> None:
