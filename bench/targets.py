@@ -222,7 +222,7 @@ def bench_pipeline(settings: Settings, repeat: int, tmp: Path) -> dict[str, Any]
     shutil.rmtree(fast_folder, ignore_errors=True)
     return {
         "full": full, "fast": fast, "noop_rebuild": noop, "measured_utc": now(),
-        "note": f"`{' '.join(build_command(profile)[1:])}` as a child process from the project root, each run from "
+        "note": f"`python {' '.join(build_command(profile)[1:])}` as a child process from the project root, each run from "
                 "an empty folder: products, reports, DuckDB warehouse and MLflow store (SQLite, its migrations "
                 "included) all fresh; PLOOMBER_STATS_ENABLED=false. Task seconds parsed from the table the build "
                 "prints. The no-op rebuild is a second build of the last full run's folder: as the command "
