@@ -14,7 +14,7 @@ help:
 	@echo "make run    - install (if needed), build the pipeline, render reports/"
 	@echo "make test   - install (if needed), run the whole test suite (pytest + nbval)"
 	@echo "make cov    - the whole test suite under coverage; fails below 90% of src/helpers"
-	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json"
+	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json, print the targets table"
 	@echo "make serve  - serve the registry's champion on http://127.0.0.1:8000 (POST /predict, GET /metrics), following promotions"
 	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
 	@echo "make operate - one operating cycle: inbox -> refit -> forecast log -> monitoring -> alerts"

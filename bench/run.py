@@ -6,7 +6,14 @@ the obvious alternative measured in the same run:
 - validation of the default file (the data-quality checks) against plain parsing;
 - ingest into DuckDB against the same ingest through the Snowflake code path (fakesnow);
 - rolling mean / lags / week-over-week change in SQL window functions against pandas;
-- the whole pipeline (fast profile, fresh folder) with per-task times from Ploomber;
+- issue 14's targets (``bench/targets.py``): ``make run`` from an empty folder, full and fast
+  profile, with per-task times, and a no-op rebuild (``pipeline``); the daily and hourly
+  comparisons on every core against one process (``comparison``); the second build after one
+  model's setting changed, with the folds it fitted and read from the cache (``cv_incremental``);
+  the pipeline against the same analysis as a plain script (``script_ratio``); the comparison
+  and an operating cycle on a series four times longer (``growth``); ``make test``
+  (``make_test``). The counts of runs and the timeouts are ``BENCH_*`` variables
+  (bench/targets.py says which);
 - the full-profile model comparison: seconds per model per fold, and pmdarima's
   auto_arima against statsforecast's AutoARIMA on the same five daily folds;
 - the explicit SARIMA order grid (``--only arima_grid``, about 5 minutes): fit+predict
@@ -46,7 +53,10 @@ the obvious alternative measured in the same run:
   run as ``make operate`` runs it; the obvious alternative, rebuilding the pipeline on each
   new file, is the ``pipeline`` section's fresh build.
 
-``--only`` runs some sections and keeps the others' last results in the output file.
+``--only`` runs some sections and keeps the others' last results in the output file. After the
+JSON, the targets table is printed (and stored as ``targets``); ``--table`` prints it from the
+output file without running anything. A section whose command fails or times out records its
+error and the others go on (exit status 1); a bad ``BENCH_*`` variable stops it first (exit 2).
 
 Later work adds its own sections to ``BENCHMARKS``.
 """
@@ -76,6 +86,8 @@ from helpers.core.provenance import git_commit, package_versions  # noqa: E402
 from helpers.data.quality import SeriesSpec, read_source, validate  # noqa: E402
 from helpers.data.series import window_features  # noqa: E402
 from helpers.warehouse import Warehouse  # noqa: E402
+
+import targets  # noqa: E402  (bench/targets.py, beside this file)
 
 
 def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
@@ -125,25 +137,6 @@ def bench_ingest(settings, repeat: int, tmp: Path) -> dict:
         results["snowflake_path_fakesnow_first_load"] = timed(lambda: ingest_file(settings.source_file, spec, wh), 1)
         results["snowflake_path_fakesnow_reload"] = timed(lambda: ingest_file(settings.source_file, spec, wh), repeat)
     return results
-
-
-def bench_pipeline(tmp: Path) -> dict:
-    from helpers.app.pipeline import build
-
-    settings = load_settings("test", products=str(tmp / "products"), reports=str(tmp / "reports"),
-                             warehouse_path=str(tmp / "pipeline.duckdb"))
-    start = time.perf_counter()
-    first = build(settings)
-    total = time.perf_counter() - start
-    start = time.perf_counter()
-    second = build(settings)
-    noop = time.perf_counter() - start
-    return {
-        "fresh_build_total_s": total,
-        "tasks_s": dict(zip(first["task"], first["seconds"])),
-        "incremental_build_nothing_changed_s": noop,
-        "tasks_run_on_second_build": int(second["ran"].sum()),
-    }
 
 
 def bench_models(settings, repeat: int, tmp: Path) -> dict:
@@ -994,7 +987,11 @@ def bench_replay(settings, repeat: int, tmp: Path) -> dict:
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
-    "pipeline": lambda settings, repeat, tmp: bench_pipeline(tmp),
+    "pipeline": targets.bench_pipeline,
+    "comparison": targets.bench_comparison,
+    "cv_incremental": targets.bench_cv_incremental,
+    "script_ratio": targets.bench_script_ratio,
+    "growth": targets.bench_growth,
     "models": bench_models,
     "arima_grid": bench_arima_grid,
     "intervals": bench_intervals,
@@ -1004,6 +1001,7 @@ BENCHMARKS = {
     "service_reload": bench_service_reload,
     "ingest_memory": bench_ingest_memory,
     "replay": bench_replay,
+    "make_test": targets.bench_make_test,
 }
 
 
@@ -1014,7 +1012,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
     parser.add_argument("--ingest-multiples", default=",".join(map(str, INGEST_MULTIPLES)),
                         help="multiples of the default file for ingest_memory, e.g. 1,10,50,290")
+    parser.add_argument("--table", action="store_true",
+                        help="print the targets table of the --output file and run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        try:
+            results = json.loads(args.output.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read the results {args.output} ({exc}); run `make bench` first, or name the file "
+                  "with --output", file=sys.stderr)
+            return 2
+        print(targets.markdown_table(targets.targets(results)))
+        return 0
     multiples = tuple(int(m) for m in args.ingest_multiples.split(","))
     BENCHMARKS["ingest_memory"] = lambda settings, repeat, tmp: bench_ingest_memory(settings, repeat, tmp, multiples)
     settings = load_settings()
@@ -1026,14 +1035,32 @@ def main(argv: list[str] | None = None) -> int:
         "packages": package_versions(),
         "created_utc": pd.Timestamp.now("UTC").isoformat(timespec="seconds"),
     }
-    for name in args.only or BENCHMARKS:
-        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-            print(f"running {name} ...", flush=True)
-            results[name] = BENCHMARKS[name](settings, args.repeat, Path(tmp))
+    try:
+        targets.check_inputs()
+    except targets.BenchInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="bench-shared-") as shared:
+        targets.STATE.update(shared=Path(shared), results=results)
+        for name in args.only or BENCHMARKS:
+            with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+                print(f"running {name} ...", flush=True)
+                try:
+                    results[name] = BENCHMARKS[name](settings, args.repeat, Path(tmp))
+                except targets.SectionFailed as exc:  # the other sections still run; this one says why it failed
+                    results[name] = {"error": str(exc), "measured_utc": targets.now()}
+                    failed.append(name)
+                    print(f"{name} failed: {exc}", file=sys.stderr)
+        targets.STATE.clear()
+    results["targets"] = targets.targets(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if k not in ("packages", "machine")}, indent=2))
-    return 0
+    print(json.dumps({k: v for k, v in results.items() if k not in ("packages", "machine", "targets")}, indent=2))
+    print(targets.markdown_table(results["targets"]))
+    if failed:
+        print(f"failed sections: {', '.join(failed)} (their error is in {args.output})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
