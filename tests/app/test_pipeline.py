@@ -90,7 +90,7 @@ def test_every_task_runs_then_nothing_runs(built):
     experiments = {f"bayesian_ab-{name}" for name in settings.ab_experiments}
     assert len(experiments) >= 2
     assert set(first["task"]) == {"ingest", "data_quality", "eda", "hypothesis_tests", "model_comparison",
-                                  "fit_final", "register", "experiments", "reports"} | experiments
+                                  "fit_final", "register", "experiments", "calibration", "reports"} | experiments
 
 
 @pytest.mark.slow
@@ -213,6 +213,7 @@ def test_every_checked_product_of_the_pipeline_names_its_check():
     assert checks["model_comparison"] == prefix + "check_comparison"
     assert checks["fit_final"] == prefix + "check_artifact" and checks["reports"] == prefix + "check_reports"
     assert checks["register"] == prefix + "check_registration"
+    assert checks["calibration"] == prefix + "check_calibration"
     notebooks = ["data_quality", "eda", "hypothesis_tests", "bayesian_ab-[[experiment_id]]"]  # the last: a grid
     for name in notebooks:
         assert checks[name] == prefix + "check_notebook", name

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from helpers.ab import calibration as abcalibration
 from helpers.app import tasks
-from helpers.core.settings import load_settings
+from helpers.core.paths import project_root
+from helpers.core.settings import ConfigError, load_settings
 from helpers.data.series import load_series
 from helpers.forecast import comparison as cmp
 from helpers.forecast.artifact import SCHEMA_VERSION, load_artifact
@@ -141,6 +143,71 @@ def test_experiments_task_generates_the_configured_experiments_and_loads_the_upl
     assert uploaded["rows_read"] == len(file_rows()) == uploaded["rows_loaded"] + uploaded["rows_quarantined"]
     with Warehouse.open("duckdb", tmp_path / "wh.duckdb", read_only=True) as warehouse:
         assert warehouse.table_counts()["ab_users"] == generated["rows_loaded"] + uploaded["rows_loaded"]
+
+
+CALIBRATION_SETTINGS = {"ab_calibration_sims": "100", "ab_seed": "3", "ab_rope": "0.002", "ab_mde": "0.1",
+                        "ab_alpha": "0.05", "ab_power": "0.8"}
+
+
+def test_calibration_task_writes_the_table_with_its_settings_and_its_check_reads_it(tmp_path, clean_env):
+    product = tmp_path / "products" / "ab" / "calibration.json"
+    tasks.calibration_task(product, **CALIBRATION_SETTINGS)
+    record = json.loads(product.read_text())
+    assert record["parameters"] == {"sims": 100, "seed": 3, "rope": 0.002, "mde": 0.1, "alpha": 0.05, "power": 0.8}
+    assert [row["check"] for row in record["table"]] == [
+        "A/A false positives of the decision rule (ROPE 0.002)", "A/A false positives of the decision rule (ROPE 0.0)",
+        "95% HDI covers the true lift", "SPRT type I error (no lift)", "SPRT type II error (lift = MDE)",
+        "mSPRT type I error (no lift, checked daily)"]
+    tasks.check_calibration(product)
+
+    product.write_text(product.read_text()[:300])  # cut short, as by a full disk
+    with pytest.raises(tasks.ProductError, match=re.escape(f"{product}: not a readable A/B calibration table (not "
+                                                           "JSON")) as caught:
+        tasks.check_calibration(product)
+    assert str(caught.value).endswith("; `make run` makes it again") and caught.value.path == product
+
+
+def test_calibration_task_refuses_a_bad_setting_naming_it(tmp_path, clean_env):
+    product = tmp_path / "calibration.json"
+    with pytest.raises(ConfigError, match=re.escape("ab_calibration_sims must be at least 100 (set ab_calibration_sims "
+                                                    "in env.yaml or HELPERS_AB_CALIBRATION_SIMS), got '10'")):
+        tasks.calibration_task(product, **{**CALIBRATION_SETTINGS, "ab_calibration_sims": "10"})
+    assert not product.exists()
+
+
+def test_every_report_reads_the_one_calibration_task_s_product():
+    """pipeline.yaml: the task's product is where a notebook outside the pipeline looks for it, it is
+    made from the settings the table depends on, and every A/B notebook and the reports wait for it."""
+    spec = {task["name"]: task for task in yaml.safe_load((project_root() / "pipeline.yaml").read_text())["tasks"]}
+    calibration = spec["calibration"]
+    assert calibration["source"] == "helpers.app.tasks.calibration_task"
+    assert calibration["product"] == "{{products}}/" + abcalibration.PRODUCT.as_posix()
+    assert calibration["on_finish"] == "helpers.app.tasks.check_calibration"
+    assert set(calibration["params"]) == set(abcalibration.SETTING_OF.values())
+    assert "calibration" in spec["bayesian_ab-[[experiment_id]]"]["upstream"] and "calibration" in spec["reports"]["upstream"]
+    # the notebook compares the table's settings with its own: it gets every one of them
+    assert set(abcalibration.SETTING_OF.values()) <= set(spec["bayesian_ab-[[experiment_id]]"]["params"])
+
+
+@pytest.mark.slow  # one notebook run: 17 s alone on a busy machine (first imports), 5 s after other tests
+def test_the_report_shows_the_calibration_task_s_table(tmp_path):
+    """The bayesian_ab notebook executed as the pipeline executes it (ploomber-engine, its upstream
+    injected) on the session's test-profile warehouse (conftest.py): its last cell is the task's table."""
+    from ploomber_engine import execute_notebook
+
+    settings = load_settings()
+    product = tmp_path / abcalibration.PRODUCT
+    tasks.calibration_task(product, **{**CALIBRATION_SETTINGS, "ab_seed": str(settings.ab_seed)})
+    loads = tmp_path / "experiments.json"
+    loads.write_text("[]")
+    out = tmp_path / "bayesian_ab.ipynb"
+    execute_notebook(project_root() / "notebooks" / "bayesian_ab.ipynb", out, progress_bar=False,
+                     parameters={"upstream": {"experiments": str(loads), "calibration": str(product)},
+                                 "ab_calibration_sims": 100})
+    [shown] = nbformat.read(out, as_version=4).cells[-1].outputs
+    table = abcalibration.read_calibration(product, abcalibration.ABConfig.from_settings(
+        load_settings(ab_calibration_sims=100)))
+    assert shown["output_type"] == "execute_result" and shown["data"]["text/plain"] == repr(table)
 
 
 def test_pipeline_ids_include_the_uploaded_experiments(tmp_path, clean_env, monkeypatch):

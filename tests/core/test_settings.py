@@ -209,6 +209,8 @@ AB_REFUSED = [
     ("ab_pymc_chains", 1, "must be at least 2 (R-hat, the convergence check, compares chains)"),
     ("ab_pymc_chains", "two", "must be a whole number"),
     ("ab_pymc", "maybe", "must be true or false"),
+    ("ab_calibration_sims", 99, "must be at least 100"),
+    ("ab_calibration_sims", "many", "must be a whole number"),
 ]
 
 
@@ -224,7 +226,7 @@ def test_ab_bounds_refuse_the_value_just_outside(clean_env, key, value, rule):
     ("ab_rope", 0.999, 0.999), ("ab_mde", 9.99, 9.99), ("ab_alpha", 0.001, 0.001), ("ab_alpha", "0.499", 0.499),
     ("ab_power", 0.501, 0.501), ("ab_power", 0.999, 0.999), ("ab_burn_in_days", 1, 1), ("ab_burn_in_days", "30", 30),
     ("ab_min_payers", 3, 3), ("ab_draws", 1000, 1000), ("ab_pymc_draws", 100, 100), ("ab_pymc_chains", 2, 2),
-    ("ab_pymc", "false", False), ("ab_pymc", "true", True),
+    ("ab_pymc", "false", False), ("ab_pymc", "true", True), ("ab_calibration_sims", "100", 100),
 ])
 def test_ab_bounds_accept_the_value_just_inside(clean_env, key, value, typed):
     assert getattr(load_settings(**{key: value}), key) == typed

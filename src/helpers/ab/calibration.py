@@ -3,15 +3,38 @@
 Each function simulates many experiments with a known truth and reports how often the
 method erred, beside the nominal rate and a tolerance of three binomial standard errors
 (plus any stated slack). The tests assert these; the report prints them.
+
+The table depends on the simulations, the seed and the methods' settings, not on an
+experiment: the pipeline's ``calibration`` task computes it once (:func:`write_calibration`,
+product ``ab/calibration.json`` in the products folder) and every experiment's report reads it
+(:func:`show_calibration`).
 """
 
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from helpers.ab.bayesian import decide, hdi_rows
+from helpers.ab.inputs import ABConfig, NotAnalysable
 from helpers.ab.sequential import first_stop, sequential_path
+from helpers.core.files import write_atomic
+from helpers.core.provenance import utc_now
+
+#: Where the pipeline writes the table, relative to the products folder (pipeline.yaml's ``calibration`` task).
+PRODUCT = Path("ab") / "calibration.json"
+#: The table's columns, in the order the report shows them.
+COLUMNS = ["check", "nominal", "observed", "simulations", "tolerance", "rule", "passes"]
+#: The setting (env.yaml) behind each of :func:`calibration_table`'s arguments.
+SETTING_OF = {"sims": "ab_calibration_sims", "seed": "ab_seed", "rope": "ab_rope", "mde": "ab_mde", "alpha": "ab_alpha",
+              "power": "ab_power"}
+#: The command that makes the product with the current settings.
+COMMAND = "`make run` (python -m helpers.app.pipeline build)"
 
 
 def _row(check: str, nominal: float, observed: float, n: int, slack: float = 0.0, bound: str = "at most") -> dict:
@@ -79,8 +102,86 @@ def sprt_error_rates(sims: int = 1000, days: int = 60, users_per_day: int = 500,
     ]
 
 
-def calibration_table(sims: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """All checks at ``sims`` simulations each (the notebook's summary)."""
-    return pd.DataFrame([aa_false_positives(sims, seed=seed), aa_false_positives(sims, rope=0.0, seed=seed + 3),
+def calibration_table(sims: int = 1000, seed: int = 0, rope: float = 0.002, mde: float = 0.1, alpha: float = 0.05,
+                      power: float = 0.8) -> pd.DataFrame:
+    """All checks at ``sims`` simulations each (the SPRT's at half as many, at least 100), with the
+    methods' settings: the decision rule's ``rope``, the sequential tests' ``mde``, ``alpha`` and ``power``."""
+    return pd.DataFrame([aa_false_positives(sims, rope=rope, seed=seed),
+                         aa_false_positives(sims, rope=0.0, seed=seed + 3),
                          interval_coverage(sims, seed=seed + 1),
-                         *sprt_error_rates(max(sims // 2, 100), seed=seed + 2)])
+                         *sprt_error_rates(max(sims // 2, 100), mde=mde, alpha=alpha, power=power, seed=seed + 2)])
+
+
+def calibration_parameters(config: ABConfig) -> dict[str, Any]:
+    """What the table depends on (:func:`calibration_table`'s arguments), from the A/B settings."""
+    return {"sims": config.calibration_sims, "seed": config.seed, "rope": config.rope, "mde": config.mde,
+            "alpha": config.alpha, "power": config.power}
+
+
+def write_calibration(path: str | Path, config: ABConfig) -> dict[str, Any]:
+    """Compute the table with ``config``'s settings and write it with them to ``path`` (JSON, whole
+    or not at all); returns the record: ``parameters``, ``table`` (rows), ``seconds``, ``created_utc``."""
+    parameters = calibration_parameters(config)
+    start = time.perf_counter()
+    table = calibration_table(**parameters)
+    record = {"parameters": parameters, "table": table[COLUMNS].to_dict(orient="records"),
+              "seconds": round(time.perf_counter() - start, 3),
+              "created_utc": utc_now().isoformat(timespec="seconds")}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(record, indent=1))
+    return record
+
+
+class CalibrationRecordError(ValueError):
+    """A calibration product that does not read as one; the message says what is wrong."""
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The record :func:`write_calibration` wrote; :class:`CalibrationRecordError` when it is not one
+    (``FileNotFoundError`` when there is no file)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CalibrationRecordError(f"not JSON ({exc})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("parameters"), dict):
+        raise CalibrationRecordError("no parameters recorded")
+    missing = sorted(set(calibration_parameters(ABConfig())) - set(record["parameters"]))
+    if missing:
+        raise CalibrationRecordError(f"parameters {missing} not recorded")
+    rows = record.get("table")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and set(COLUMNS) <= set(r) for r in rows):
+        raise CalibrationRecordError(f"the table is not a list of rows with the columns {', '.join(COLUMNS)}")
+    return record
+
+
+class CalibrationUnavailable(NotAnalysable):
+    """The calibration table cannot be shown; the message says why and which command makes it."""
+
+
+def read_calibration(path: str | Path, config: ABConfig) -> pd.DataFrame:
+    """The table in ``path``, made with ``config``'s settings, or :class:`CalibrationUnavailable`."""
+    try:
+        record = read_record(path)
+    except FileNotFoundError:
+        raise CalibrationUnavailable(f"The calibration table is not there yet ({path}); {COMMAND} makes it.") from None
+    except CalibrationRecordError as exc:
+        raise CalibrationUnavailable(f"{path} is not a calibration table ({exc}); {COMMAND} makes it again.") from None
+    wanted = calibration_parameters(config)
+    differ = {key: (record["parameters"][key], value) for key, value in wanted.items()
+              if record["parameters"][key] != value}
+    if differ:
+        made = ", ".join(f"{SETTING_OF[key]} {was}" for key, (was, _) in differ.items())
+        now = ", ".join(f"{SETTING_OF[key]} {value}" for key, (_, value) in differ.items())
+        raise CalibrationUnavailable(f"The calibration table in {path} was made with {made}, but this report's "
+                                     f"settings say {now}; {COMMAND} makes it again with them.")
+    return pd.DataFrame(record["table"], columns=COLUMNS)
+
+
+def show_calibration(path: str | Path, config: ABConfig) -> Any:
+    """The table for a notebook cell, or the sentence saying why it is missing and which command makes it."""
+    from IPython.display import Markdown
+
+    try:
+        return read_calibration(path, config)
+    except CalibrationUnavailable as exc:
+        return Markdown(f"*{exc}*")

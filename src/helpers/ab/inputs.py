@@ -25,12 +25,13 @@ class ABConfig:
     burn_in_days: int = 2
     min_payers: int = 20
     pymc: bool = True  # fit the PyMC models (slow); false: the report says they were left out
+    calibration_sims: int = 2000  # simulated experiments per check of helpers.ab.calibration
 
     @classmethod
     def from_settings(cls, settings) -> ABConfig:
         return cls(settings.ab_rope, settings.ab_mde, settings.ab_alpha, settings.ab_power, settings.ab_draws,
                    settings.ab_seed, settings.ab_pymc_draws, settings.ab_pymc_chains, settings.ab_burn_in_days,
-                   settings.ab_min_payers, settings.ab_pymc)
+                   settings.ab_min_payers, settings.ab_pymc, settings.ab_calibration_sims)
 
 
 class NotAnalysable(Exception):

@@ -17,6 +17,8 @@ from typing import Any
 
 import nbformat
 
+from helpers.ab import calibration as abcalibration
+from helpers.ab.inputs import ABConfig
 from helpers.ab.store import load_configured
 from helpers.ab.validation import validate_experiments
 from helpers.core.experiment_specs import parse_specs
@@ -81,6 +83,15 @@ def experiments_task(product: Any, upstream: Any, ab_experiments: str, ab_seed: 
     path = Path(str(product))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(load) for load in loads], indent=1))
+
+
+def calibration_task(product: Any, ab_calibration_sims: str, ab_seed: str, ab_rope: str, ab_mde: str, ab_alpha: str,
+                     ab_power: str) -> None:
+    """Simulate the A/B methods' error rates and coverage (:mod:`helpers.ab.calibration`) once for
+    every experiment's report; write the table with the settings that made it."""
+    settings = load_settings(ab_calibration_sims=ab_calibration_sims, ab_seed=ab_seed, ab_rope=ab_rope, ab_mde=ab_mde,
+                             ab_alpha=ab_alpha, ab_power=ab_power)
+    abcalibration.write_calibration(Path(str(product)), ABConfig.from_settings(settings))
 
 
 def _notebook(products: Any) -> Path | None:
@@ -183,6 +194,16 @@ def check_comparison(product: Any) -> None:
         raise _broken(path, f"not a readable model selection ({type(exc).__name__}: {exc})") from exc
     if not isinstance(record.get("folds"), list):
         raise _broken(path, "a model selection without per-fold metrics (written before they were recorded)")
+
+
+def check_calibration(product: Any) -> None:
+    """The A/B calibration table reads, with the settings that made it
+    (:func:`helpers.ab.calibration.read_record`)."""
+    path = Path(str(product))
+    try:
+        abcalibration.read_record(path)
+    except abcalibration.CalibrationRecordError as exc:
+        raise _broken(path, f"not a readable A/B calibration table ({exc})") from exc
 
 
 def check_artifact(product: Any) -> None:

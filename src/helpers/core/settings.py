@@ -323,6 +323,7 @@ class Settings:
     ab_pymc_draws: int
     ab_pymc_chains: int
     ab_pymc: bool
+    ab_calibration_sims: int
     inbox_dir: Path
     archive_dir: Path
     forecast_log_dir: Path
@@ -479,6 +480,8 @@ def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "ab_pymc_draws": _whole(raw, "ab_pymc_draws", 100),
         "ab_pymc_chains": _whole(raw, "ab_pymc_chains", 2, why="R-hat, the convergence check, compares chains"),
         "ab_pymc": _flag(raw, "ab_pymc"),
+        # the checks' tolerance is three binomial standard errors: fewer simulations say little
+        "ab_calibration_sims": _whole(raw, "ab_calibration_sims", 100),
     }
 
 
