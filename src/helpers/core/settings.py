@@ -137,15 +137,20 @@ def _models(raw: dict[str, Any], key: str) -> str:
     return ",".join(names)
 
 
-def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    """A YAML mapping; from an environment variable, its YAML or JSON text."""
+def _structured(raw: dict[str, Any], key: str) -> Any:
+    """A YAML value as given; from an environment variable, its YAML or JSON text parsed ({} if empty)."""
     value = raw[key]
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value) if value.strip() else {}
-        except yaml.YAMLError as exc:
-            raise fail(key, f"is not valid YAML/JSON: {exc}", "...") from None
-    value = value or {}
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value) if value.strip() else {}
+    except yaml.YAMLError as exc:
+        raise fail(key, f"is not valid YAML/JSON: {exc}", "...") from None
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """A YAML mapping (:func:`_structured`)."""
+    value = _structured(raw, key) or {}
     if not isinstance(value, dict):
         raise fail(key, "must be a mapping", value)
     return value
@@ -450,12 +455,7 @@ class Settings:
 
 def _ab_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """The A/B settings, typed; the experiment definitions are parsed by ``helpers.core.experiment_specs``."""
-    experiments = raw["ab_experiments"]
-    if isinstance(experiments, str):
-        try:
-            experiments = yaml.safe_load(experiments) if experiments.strip() else {}
-        except yaml.YAMLError as exc:
-            raise fail("ab_experiments", f"is not valid YAML/JSON: {exc}", "...") from None
+    experiments = _structured(raw, "ab_experiments")
     try:
         parse_specs(experiments)
     except ExperimentConfigError as exc:
