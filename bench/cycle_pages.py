@@ -16,11 +16,13 @@ such number per 90-second replay. This script times the same cycle several times
      also gives Ploomber's time per task, and the monitoring notebook's time per cell.
    - ``subprocess``: ``python -m helpers.app.cycle`` (``make operate``), interpreter start and
      imports included.
+   - ``daily`` (``--daily``): one ``python -m helpers.app.cycle`` per held-out day, in one folder
+     (:func:`in_sequence`), as cron runs `make operate` day after day.
 
 Medians (with min and max) are printed and written as JSON (``--output``). The machine's load
 average is recorded before and after: compare medians of runs made under similar load.
 
-    PYTHONPATH=src python bench/cycle_pages.py --base /tmp/cycle-base --repeat 5 --subprocess 3
+    PYTHONPATH=src python bench/cycle_pages.py --base /tmp/cycle-base --repeat 5 --subprocess 3 --daily
 """
 
 from __future__ import annotations
@@ -169,12 +171,47 @@ def in_subprocess(base: Path, tmp: Path, repeat: int) -> dict[str, Any]:
     return spread(seconds)
 
 
+def in_sequence(base: Path, tmp: Path) -> dict[str, Any]:
+    """Daily cycles in one folder, as cron runs `make operate`: the held-out days become one inbox
+    file per day, and each is taken in by its own ``python -m helpers.app.cycle``.
+
+    The first cycle in the copied folder is timed on its own: it runs at today's date, so the
+    weekly retraining rule is due (the copy's last decision is years old), and its registry
+    lookup is cold (the copy's store is at a new path). The later cycles are what a day costs
+    once the loop runs: the rule not due, the champion found without asking MLflow unless the
+    store changed since the last cycle.
+    """
+    folder = tmp / "daily"
+    env = {**os.environ, **fresh_copy(base, folder)}
+    (folder / "inbox" / "bench-new-file.csv").unlink()
+    frame = pd.read_csv(base / "new-file.csv", dtype=str)
+    days = pd.to_datetime(frame.iloc[:, 0]).dt.normalize()
+    seconds, notes = [], []
+    for k, day in enumerate(sorted(days.unique())):
+        path = folder / "inbox" / f"bench-day-{k + 1:02d}.csv"
+        frame[(days == day).to_numpy()].to_csv(path, index=False)
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # settled
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "helpers.app.cycle"], env=env, capture_output=True, text=True,
+                              timeout=600)
+        seconds.append(time.perf_counter() - started)
+        assert done.returncode == 0 and " ok: " in done.stdout, done.stdout + done.stderr
+        retrained = "retraining due" in done.stdout
+        notes.append("retrained" if retrained else "not due")
+        print(f"daily cycle {k + 1}: {seconds[-1]:.2f} s ({notes[-1]})", flush=True)
+    later = [s for s, n in zip(seconds[1:], notes[1:]) if n == "not due"]
+    return {"first_cycle_s": round(seconds[0], 3), "first_cycle": notes[0],
+            "daily": spread(later) if later else None, "cycles": [round(s, 3) for s in seconds], "what": notes}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, help="folder of the base replay (made there when absent)")
     parser.add_argument("--hold-days", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=5, help="rendered cycles in this process")
     parser.add_argument("--subprocess", type=int, default=0, help="rendered cycles as `python -m helpers.app.cycle`")
+    parser.add_argument("--daily", action="store_true",
+                        help="also one cycle per held-out day in one folder, as cron runs `make operate`")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     base = args.base or Path(tempfile.mkdtemp(prefix="cycle-base-"))
@@ -187,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             result["in_process"] = in_process(base, Path(tmp), args.repeat)
         if args.subprocess:
             result["subprocess"] = in_subprocess(base, Path(tmp), args.subprocess)
+        if args.daily:
+            result["daily"] = in_sequence(base, Path(tmp))
     result["load_after"] = os.getloadavg()
     text = json.dumps(result, indent=1)
     print(text)

@@ -52,6 +52,9 @@ the obvious alternative measured in the same run:
   2014-09-30, 14 weekly cycles), its total and per-cycle times, and a cycle with nothing new
   run as ``make operate`` runs it; the obvious alternative, rebuilding the pipeline on each
   new file, is the ``pipeline`` section's fresh build.
+- daily cycles (``--only daily_cycles``): the default data less its last week replayed, then
+  one ``make operate`` per held-out day in that folder (bench/cycle_pages.py): the first one
+  retrains (the rule is due at today's date), the others are a day's cycle.
 
 ``--only`` runs some sections and keeps the others' last results in the output file. After the
 JSON, the targets table is printed (and stored as ``targets``); ``--table`` prints it from the
@@ -984,6 +987,17 @@ def bench_replay(settings, repeat: int, tmp: Path) -> dict:
     }
 
 
+def bench_daily_cycles(settings, repeat: int, tmp: Path) -> dict:
+    """Issue 12's cycle as cron runs it: the default data less its last week replayed, then one
+    `make operate` (``python -m helpers.app.cycle``, a fresh interpreter) per held-out day in the
+    same folder, each rendering the monitoring pages (bench/cycle_pages.py, ``in_sequence``)."""
+    import cycle_pages  # bench/cycle_pages.py, beside this file
+
+    base = tmp / "cycle-base"
+    cycle_pages.make_base(base, hold_days=7)
+    return cycle_pages.in_sequence(base, tmp)
+
+
 BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
@@ -1001,6 +1015,7 @@ BENCHMARKS = {
     "service_reload": bench_service_reload,
     "ingest_memory": bench_ingest_memory,
     "replay": bench_replay,
+    "daily_cycles": bench_daily_cycles,
     "make_test": targets.bench_make_test,
 }
 

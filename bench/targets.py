@@ -648,6 +648,14 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "growth.comparison_growth (4x / 1x seconds)", unit="x"))
     rows.append(_row("growth of an operating cycle, 4x series", _get(results, "growth", "cycle_growth"), None,
                      "growth.cycle_growth (4x / 1x seconds)", unit="x"))
+    # Issue 12's speed targets, beside issue 14's.
+    rows.append(_row("operating cycle as make operate runs it, daily, rule not due",
+                     _get(results, "daily_cycles", "daily", "median_s"), 10, "daily_cycles.daily.median_s",
+                     profile=None))
+    rows.append(_row("operating cycle as make operate runs it, retraining due", _get(
+        results, "daily_cycles", "first_cycle_s"), 10, "daily_cycles.first_cycle_s", profile=None))
+    rows.append(_row("make replay on the default data", _get(results, "replay", "replay_total_s"), 180,
+                     "replay.replay_total_s", profile=None))
     second = _get(results, "cv_incremental", "second_build_s")
     task = _get(results, "cv_incremental", "model_comparison_s")
     rows.append(_row("second build after one model's setting changed", second, None,

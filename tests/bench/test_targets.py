@@ -111,6 +111,8 @@ def results(**sections) -> dict:
         "make_test": {"seconds": 280.0, "exit": 0, "counts": {"passed": 900}},
         "growth": {"comparison_growth": 5.2, "cycle_growth": 1.8},
         "cv_incremental": {"second_build_s": 40.0, "model_comparison_s": 12.0},
+        "daily_cycles": {"first_cycle_s": 10.4, "daily": {"median_s": 6.5}},
+        "replay": {"replay_total_s": 71.0},
     }
     base.update(sections)
     return base
@@ -129,7 +131,9 @@ def test_the_targets_table_marks_each_target_met_or_not():
         "no-op rebuild, in process": "yes", "daily model comparison, all models and folds": "yes",
         "ARIMA order grid against pmdarima": "not run", "pipeline / plain script": "no", "make test": "yes",
         "growth of the daily comparison, 4x series": "no limit", "growth of an operating cycle, 4x series": "no limit",
-        "second build after one model's setting changed": "no limit"}
+        "second build after one model's setting changed": "no limit",
+        "operating cycle as make operate runs it, daily, rule not due": "yes",
+        "operating cycle as make operate runs it, retraining due": "no", "make replay on the default data": "yes"}
     assert rows["full-profile make run, fresh folder"]["measured"] == "75.0 s"
     ratio = rows["pipeline / plain script"]
     assert ratio["measured"] == "1.45x" and ratio["limit"] == "<= 1.3x"
@@ -174,7 +178,7 @@ def test_bench_table_prints_the_targets_of_a_results_file(tmp_path, capsys):
 
     assert run.main(["--table", "--output", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("| target | measured (median) | limit | met |") and len(lines) == 2 + 12
+    assert lines[0].startswith("| target | measured (median) | limit | met |") and len(lines) == 2 + 15
     assert "| full-profile make run, fresh folder | 75.0 s | <= 90 s | yes | pipeline.full.median_s |" in lines
 
     assert run.main(["--table", "--output", str(tmp_path / "none.json")]) == 2
