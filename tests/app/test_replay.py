@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 
 from helpers.app import replay
+from helpers.lifecycle.champion import RECORD
+from helpers.lifecycle.tracking import store_stamp
 from helpers.operate import monitoring
 from helpers.operate.signal_snapshot import SIGNALS_NAME, SignalSnapshotReader
 from helpers.warehouse import Warehouse
@@ -63,7 +65,7 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     replayed_rows, bad_rows = planted_series(source)
     for key, value in {"HELPERS_PROFILE": "test", "HELPERS_SERIES_ID": "planted", "HELPERS_DAILY_MIN_TRAIN": "42",
                        "HELPERS_DAILY_MODELS": "naive,seasonal_naive,ses,holt_winters",
-                       "HELPERS_MONITOR_WINDOW_DAYS": "7", "HELPERS_RETRAIN_EVERY_DAYS": "14",
+                       "HELPERS_MONITOR_WINDOW_DAYS": "7", "HELPERS_RETRAIN_EVERY_DAYS": "7",
                        "HELPERS_RETRAIN_FOLDS": "2"}.items():
         monkeypatch.setenv(key, value)
     until = (pd.Timestamp("2021-01-04") + pd.Timedelta(days=HISTORY_DAYS - 1)).date().isoformat()
@@ -93,11 +95,11 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     assert any("accuracy" in post["text"].lower() for post in hook.payloads)
     texts = [post["text"] for post in hook.payloads]
     assert len(texts) == len(set(texts))
-    # the retraining rule: the first cycle decides (no decision yet), the third by schedule (two weeks
-    # later) or earlier when accuracy turned red; each decision recorded, tagged, shown and sent once
+    # the retraining rule: the first cycle decides (no decision yet), each later one by schedule (a
+    # week later); each decision recorded, tagged, shown and sent once
     with Warehouse.open("duckdb", tmp_path / "replay" / "warehouse.duckdb", read_only=True) as warehouse:
         decisions = warehouse.query("select_model_decisions", ["planted"])
-    assert len(decisions) >= 2 and set(decisions["outcome"]) <= {"promoted", "kept"}
+    assert len(decisions) == WEEKS and set(decisions["outcome"]) <= {"promoted", "kept"}
     assert decisions["decided_at"].iloc[0] == pd.Timestamp(raw["ts"].min() + pd.Timedelta(days=HISTORY_DAYS + 7))
     assert (decisions["folds"] == 2).all() and decisions["challenger_mae"].gt(0).all()
     assert all(json.loads(d) == {"email": "sent", "webhook": "sent"} for d in decisions["delivered"])
@@ -106,6 +108,13 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     retraining = [k for k, subject in enumerate(inbox.subjects) if subject.startswith("[retraining]")]
     assert len(retraining) == len(decisions) == sum(t.startswith("[retraining]") for t in texts)
     assert decisions["message"].iloc[-1][1:] in inbox.body(retraining[-1])
+    # the last decision's champion is on record, so the next cycle refits it without asking MLflow
+    products = tmp_path / "replay" / "products" / "operate" / "champion"
+    record = json.loads((products / RECORD).read_text())
+    assert record["stamp"] == json.loads(json.dumps(store_stamp(record["registry_uri"])))
+    last = decisions.iloc[-1]
+    assert record["version"] == (last["challenger_version"] if last["outcome"] == "promoted" else
+                                 last["champion_version"])
     # the last cycle's signals, for the service's GET /metrics: as alerts.json has them
     snapshot = SignalSnapshotReader(tmp_path / "replay" / "forecast_log" / SIGNALS_NAME).read()
     judged = json.loads((tmp_path / "replay" / "products" / "operate" / "alerts.json").read_text())["signals"]
