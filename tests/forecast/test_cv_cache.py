@@ -44,6 +44,23 @@ def test_parallel_backtest_gives_the_serial_forecasts(frame):
         bt.backtest(frame, models, 7, cutoffs, jobs=-1)
 
 
+def test_workers_stopped_by_the_pool_print_nothing_under_a_parent_sigterm_handler(frame, capfd):
+    """The pipeline command handles SIGTERM (to stop a build cleanly); the pool stops its forked
+    workers with SIGTERM, which must end them quietly, not through the parent's handler."""
+    import signal
+
+    def stop(signum, frame):
+        raise RuntimeError("the parent's handler ran in a worker")
+
+    models = model_catalog((7,), 7, ["naive", "seasonal_naive"], False, False)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        bt.backtest(frame, models, 7, bt.make_cutoffs(frame["ds"], 7, 3, 60), jobs=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_second_run_reads_every_fold_and_gives_the_same_comparison(frame, tmp_path):
     first = cmp.run_comparison(frame, _config(), cache_dir=tmp_path)
     second = cmp.run_comparison(frame, _config(), cache_dir=tmp_path)

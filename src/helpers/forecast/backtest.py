@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Sequence
 
@@ -71,10 +72,14 @@ def _fit_call(index: int) -> tuple[pd.DataFrame, float]:
     return _fit_predict(*_CALLS[index])
 
 
-def _one_thread() -> None:
+def _worker_start() -> None:
+    """A forked worker: one BLAS thread (a worker per core already: more would only contend), and
+    SIGTERM's default action. The pool stops its workers with SIGTERM; a handler the parent had
+    set (the pipeline's, which stops a build cleanly) would make each worker print a traceback."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)  # a worker per core already: BLAS threads would only contend
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threadpool_limits(1)
 
 
 def _in_processes(calls: list[tuple], workers: int) -> list[tuple[pd.DataFrame, float]]:
@@ -88,7 +93,7 @@ def _in_processes(calls: list[tuple], workers: int) -> list[tuple[pd.DataFrame, 
         global _CALLS
         _CALLS = calls
         try:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
                 return pool.map(_fit_call, range(len(calls)), chunksize=1)
         finally:
             _CALLS = []
