@@ -94,6 +94,37 @@ def test_every_task_runs_then_nothing_runs(built):
 
 
 @pytest.mark.slow
+def test_a_build_with_nothing_changed_does_not_consult_ploomber(built, monkeypatch):
+    """The last build recorded its fingerprint: the same settings and files need no DAG; a changed
+    setting or a touched product sends the build through Ploomber again."""
+    import dataclasses
+    import os
+
+    from helpers.app import pipeline
+
+    settings, first, *_ = built
+    assert sorted(pipeline.up_to_date(settings)) == sorted(first["task"])
+    other = dataclasses.replace(settings, daily_horizon=settings.daily_horizon + 1)
+    product = settings.products / "model" / "forecast_artifact.json"
+    stat = product.stat()
+    os.utime(product, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert pipeline.up_to_date(settings) is None
+    finally:
+        os.utime(product, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert pipeline.up_to_date(other) is None
+
+    def no_dag(*args, **kwargs):
+        raise AssertionError("the build loaded the DAG with nothing changed")
+
+    monkeypatch.setattr(pipeline, "make_dag", no_dag)
+    again = build(settings)
+    assert not again["ran"].any() and sorted(again["task"]) == sorted(first["task"])
+    with pytest.raises(AssertionError, match="loaded the DAG"):
+        build(settings, force=True)  # forced: Ploomber, always
+
+
+@pytest.mark.slow
 def test_the_build_registered_version_1_as_champion_in_its_own_store(built):
     """A fresh store: the build logs the comparison's run and registers the artifact as version 1,
     champion; the second build registers nothing; the reports index says so."""

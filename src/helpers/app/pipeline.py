@@ -20,6 +20,13 @@ What a build replaces, and when:
   ``reports`` task runs last, renders into a fresh folder and swaps the ``reports`` symlink
   to it (:mod:`helpers.publish.release`). A failed build leaves the last good reports.
 
+A build with nothing to do does not load Ploomber (:func:`up_to_date`): each build in which
+every task succeeded records a fingerprint of what its outcome depends on in
+``<products>/.last-build.json``; when the next build (not forced) finds the same fingerprint, it
+says that no task ran and stops, in well under a second instead of the ~4 s Ploomber takes to
+import itself, load the DAG and compare every task. Anything that differs, or a record that
+cannot be read, goes the whole way through Ploomber.
+
 Exit status: 0 built, 1 a task failed (or the build was stopped), 2 refused input (a
 setting, or a source file the data-quality checks refuse), 3 the warehouse or the MLflow store
 was unavailable.
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import re
@@ -39,13 +47,15 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import pandas as pd
-
+from helpers.core.files import write_atomic
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
 from helpers.core.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")  # no telemetry, before ploomber is imported
 
@@ -211,15 +221,98 @@ def exit_code(text: str) -> int:
     return EXIT_FAILED
 
 
+#: The record of the last build in which every task succeeded (:func:`up_to_date`), in the products folder.
+LAST_BUILD = ".last-build.json"
+#: What the tasks run, read or publish, besides the settings and the files they name: hashed by content.
+CODE = ("pipeline.yaml", "hypotheses.yaml", "_quarto.yml", "docs", "notebooks", "src/helpers")
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def build_fingerprint(settings: Settings, products: list[str]) -> str:
+    """A digest of what decides whether a build has work, in a few milliseconds.
+
+    More than Ploomber compares, never less: the settings (every placeholder), the content of the
+    code, notebooks and published documents (:data:`CODE`), the files the settings name (the
+    source data; size and modification time), each product of the last build and its Ploomber
+    record, and what the products' checks look at (the published reports folder, the MLflow
+    store the environment names and whether its database file is the same one). Equal digests:
+    Ploomber would run nothing. A change that cannot alter the outcome (a comment in a helper, a
+    cycle writing the registry) only costs the longer way through Ploomber.
+    """
+    from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, Store, sqlite_file
+
+    digest = hashlib.sha256()
+
+    def add(*parts: Any) -> None:
+        digest.update(json.dumps(parts, default=str).encode())
+
+    env = settings.as_env()
+    add("settings", sorted(env.items()))
+    root = project_root()
+    for name in CODE:
+        base = root / name
+        files = sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if base.is_dir() else [base]
+        for path in files:
+            add("code", str(path.relative_to(root)))
+            digest.update(path.read_bytes() if path.is_file() else b"(absent)")
+    for key, value in sorted(env.items()):
+        if value and "\n" not in value and len(value) < 4096 and (path := Path(value)).is_absolute() \
+                and path.is_file():
+            add("input", key, _stat(path))
+    for product in products:
+        path = Path(product)
+        add("product", product, _stat(path), _stat(path.with_name(f".{path.name}.metadata")))
+    reports = Path(settings.reports)
+    add("reports", str(reports.resolve()), _stat(reports / "index.html"))
+    uri = Store.from_settings(settings).registry_uri
+    db = sqlite_file(uri)
+    add("mlflow", os.environ.get(TRACKING_ENV, ""), os.environ.get(REGISTRY_ENV, ""), uri,
+        None if db is None else (_stat(db) or [None])[0])
+    add("quarto", shutil.which("quarto"))
+    return digest.hexdigest()
+
+
+def up_to_date(settings: Settings) -> list[str] | None:
+    """The tasks of the last build when nothing its outcome depends on changed since
+    (:func:`build_fingerprint`); None when Ploomber must look."""
+    try:
+        record = json.loads((Path(settings.products) / LAST_BUILD).read_text(encoding="utf-8"))
+        tasks, products, recorded = list(record["tasks"]), list(record["products"]), str(record["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return tasks if build_fingerprint(settings, products) == recorded else None
+
+
+def _record_build(settings: Settings, dag: Any) -> None:
+    products = [str(path) for task in dag.values() for path in product_files(task)]
+    record = {"fingerprint": build_fingerprint(settings, products), "tasks": list(dag.keys()), "products": products,
+              "built_utc": utc_now().strftime(RUN_TIME_FORMAT)}
+    write_atomic(Path(settings.products) / LAST_BUILD, json.dumps(record, indent=1))
+
+
 def build(settings: Settings, force: bool = False) -> pd.DataFrame:
     """Build the outdated tasks (all with ``force``); one row per task: name, ran, seconds.
 
-    Raises :class:`BuildFailed` when a task fails, after putting back the last good products
-    (module docstring).
+    Nothing changed since the last build in which every task succeeded (:func:`up_to_date`):
+    no task runs and Ploomber is not loaded. Raises :class:`BuildFailed` when a task fails,
+    after putting back the last good products (module docstring).
     """
+    import pandas as pd
+
+    if not force and (tasks := up_to_date(settings)) is not None:
+        return pd.DataFrame({"task": tasks, "ran": [False] * len(tasks), "seconds": [0.0] * len(tasks)})
     from ploomber.constants import TaskStatus
     from ploomber.exceptions import DAGBuildError
 
+    (Path(settings.products) / LAST_BUILD).unlink(missing_ok=True)
     dag = make_dag(settings)
     for note in heal(dag):
         print(f"note: {note}", file=sys.stderr)
@@ -232,6 +325,7 @@ def build(settings: Settings, force: bool = False) -> pd.DataFrame:
         failed = [task.name for task in running if task.exec_status == TaskStatus.Errored]
         raise BuildFailed(f"pipeline failed in task {', '.join(failed) or '(unknown)'}:\n{failure_summary(exc)}",
                           exit_code(str(exc))) from exc
+    _record_build(settings, dag)
     table = report.to_pandas().rename(columns={"name": "task", "Ran?": "ran", "Elapsed (s)": "seconds"})
     return table[["task", "ran", "seconds"]].astype({"ran": bool, "seconds": float})
 
@@ -275,8 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         print(make_dag(settings).status())
         return 0
-    from ploomber.exceptions import DAGRenderError
-
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         table = build(settings, force=args.force)
@@ -284,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{exc}\n{settings.reports} still shows the last good reports. Fix the cause and run `make run` "
               "again.", file=sys.stderr)
         return exc.code
-    except DAGRenderError as exc:
+    except Exception as exc:  # Ploomber's render error; imported only here, so a build with nothing to do skips it
+        from ploomber.exceptions import DAGRenderError
+
+        if not isinstance(exc, DAGRenderError):
+            raise
         print(f"the pipeline could not start:\n{failure_summary(exc)}\nnothing ran. Fix it and run `make run` again.",
               file=sys.stderr)
         return exit_code(str(exc))
