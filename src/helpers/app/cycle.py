@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from helpers.app.pipeline import BuildFailed, exit_code, failure_summary, load_dag
+from helpers.core.collector import frozen_survivors
 from helpers.core.locks import Busy, run_lock
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
@@ -165,7 +166,7 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
 def operate(settings: Settings, runs: Path, render: bool = True) -> int:
     """One cycle under the lock ``runs/.lock``, said in one line; returns the exit status."""
     try:
-        with run_lock(runs):
+        with run_lock(runs), frozen_survivors():  # helpers.core.collector
             row = run_cycle(settings, render=render)
     except Busy as exc:
         print(f"skipped: {exc}", file=sys.stderr)

@@ -49,6 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from helpers.core.collector import frozen_survivors
 from helpers.core.files import write_atomic
 from helpers.core.paths import project_root
 from helpers.core.provenance import RUN_TIME_FORMAT, utc_now
@@ -371,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        table = build(settings, force=args.force)
+        with frozen_survivors():  # helpers.core.collector: full collections walk only new objects
+            table = build(settings, force=args.force)
     except BuildFailed as exc:
         print(f"{exc}\n{settings.reports} still shows the last good reports. Fix the cause and run `make run` "
               "again.", file=sys.stderr)

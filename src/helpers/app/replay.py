@@ -38,6 +38,7 @@ import pandas as pd
 from helpers.app.cycle import run_cycle
 from helpers.app.pipeline import BuildFailed
 from helpers.app.tasks import fit_final_task
+from helpers.core.collector import frozen_survivors
 from helpers.core.files import write_atomic
 from helpers.core.paths import resolve
 from helpers.core.settings import ConfigError, SERIES_BOUND, Settings, load_settings
@@ -168,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         source = args.file or (Path(os.environ["REPLAY_FILE"]) if os.environ.get("REPLAY_FILE")
                                else load_settings().source_file)
         started = time.perf_counter()
-        result = replay(source, resolve(str(args.out)), args.train_until, args.step, args.render_every,
-                        live=args.live)
+        with frozen_survivors():  # helpers.core.collector
+            result = replay(source, resolve(str(args.out)), args.train_until, args.step, args.render_every,
+                            live=args.live)
     except (ConfigError, DataQualityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
