@@ -253,8 +253,8 @@ def _stationarity(kpss_p):
 def test_interpret_stationarity_reads_adf_with_kpss(p_adjusted, kpss_p, decision, words, implication):
     got = hy.interpret(_h("stationarity"), _stationarity(kpss_p), p_adjusted)
     assert got[0] == decision and words in got[1] and implication in got[2]
-    sign = "<" if p_adjusted < 0.05 else ">="
-    assert f"(adjusted p = {p_adjusted:.3g} {sign} alpha = 0.05; KPSS p = {kpss_p:.3g})." in got[1]
+    sign = "below" if p_adjusted < 0.05 else "not below"
+    assert f"(adjusted p = {p_adjusted:.3g}, {sign} alpha = 0.05; KPSS p = {kpss_p:.3g})." in got[1]
 
 
 TWO = {"granger": ("temp", "load"), "group_difference": ("load", "holiday"), "correlation": ("load", "temp"),
@@ -289,17 +289,19 @@ def test_interpret_every_test_both_ways(test, reject, head, implication):
     p_adjusted = 0.001 if reject else 0.05
     decision, text, advice = hy.interpret(h, hy.HypothesisOutcome(1.0, p_adjusted, detail=detail), p_adjusted)
     assert decision == ("reject H0" if reject else "do not reject H0")
-    sign = "<" if reject else ">="
-    assert text == f"{head} (adjusted p = {p_adjusted:.3g} {sign} alpha = 0.05)."
+    sign = "below" if reject else "not below"
+    assert text == f"{head} (adjusted p = {p_adjusted:.3g}, {sign} alpha = 0.05)."
     assert implication in advice
 
 
 def test_interpret_reports_the_effect_size_when_there_is_one():
     h = _h("correlation", ("load", "temp"))
     with_effect = hy.interpret(h, hy.HypothesisOutcome(0.6, 0.001, 0.61234, "Spearman rho"), 0.001)[1]
-    assert with_effect.endswith("(adjusted p = 0.001 < alpha = 0.05). Spearman rho = 0.612.")
+    assert with_effect.endswith("(adjusted p = 0.001, below alpha = 0.05). Spearman rho = 0.612.")
+    tiny = hy.interpret(h, hy.HypothesisOutcome(0.6, 3e-40, 0.61234, "Spearman rho"), 3.05e-40)[1]
+    assert "(adjusted p < 0.001, below alpha = 0.05)" in tiny and "e-" not in tiny  # no exponent for a person
     without = hy.interpret(h, hy.HypothesisOutcome(0.6, 0.001), 0.001)[1]
-    assert without.endswith("(adjusted p = 0.001 < alpha = 0.05).")
+    assert without.endswith("(adjusted p = 0.001, below alpha = 0.05).")
 
 
 @pytest.mark.parametrize("orders, cautioned", [
@@ -313,3 +315,23 @@ def test_interpret_cointegration_cautions_unless_both_are_integrated(orders, cau
     assert ("Caution: cointegration presumes both series are I(1)" in text) is cautioned
     if cautioned:
         assert f"load {orders['load']}, temp {orders['temp']}" in text
+
+
+def test_the_results_record_says_which_null_hypotheses_were_rejected(rng, monkeypatch, tmp_path):
+    """What the reports' landing page reads (helpers.app.findings): rejected at each hypothesis' own alpha."""
+    import json
+
+    for test, p_value in (("weekly_seasonality", 0.001), ("correlation", 0.4)):
+        monkeypatch.setitem(hy.TESTS, test, _fixed(p_value))
+    monkeypatch.setitem(hy.TESTS, "granger", _not_testable)
+    family = [_h("weekly_seasonality"), _h("correlation"), _h("granger", ("degree_days", "y"))]
+    table = hy.run_registry(_frame(rng.normal(size=N)), family)
+    registry = tmp_path / "hypotheses.yaml"
+    registry.write_text("family: {}\n")
+    record = hy.results_record(table, family, {"name": "f", "correction": "holm"}, registry)
+    path = hy.write_results(record, tmp_path / "out" / "results.json")
+    assert json.loads(path.read_text()) == record and record["registry_sha256"] == hy.registry_hash(registry)
+    assert [(h["id"], h["tested"], h["rejected"], h["decision"]) for h in record["hypotheses"]] == [
+        ("H_weekly_seasonality", True, True, "reject H0"), ("H_correlation", True, False, "do not reject H0"),
+        ("H_granger", False, False, "not tested")]
+    assert record["hypotheses"][0]["p_adjusted"] == pytest.approx(0.002) and record["hypotheses"][2]["p_adjusted"] is None

@@ -27,6 +27,14 @@ def test_agreement_counts_matching_dates():
     assert workdays.agreement(calendar, observed) == {"dates": 2, "agree": 1, "differ": 1}
 
 
+def test_agreement_reads_as_a_sentence():
+    assert workdays.describe_agreement({"dates": 1365, "agree": 1365, "differ": 0}) == (
+        "The calendar's work days agree with the data's flag on all 1,365 days.")
+    assert workdays.describe_agreement({"dates": 365, "agree": 363, "differ": 2}) == (
+        "The calendar's work days agree with the data's flag on 363 of 365 days and differ on 2.")
+    assert "no work-day flag" in workdays.describe_agreement({"dates": 0, "agree": 0, "differ": 0})
+
+
 @pytest.mark.parametrize("country, subdiv, message", [
     ("Australia", None, "holiday_country must be an ISO 3166 code"), ("AU", "Victoria", "subdivision of AU: ACT"),
 ])

@@ -29,6 +29,7 @@ from statsmodels.tsa.stattools import adfuller, coint, kpss
 from statsmodels.tsa.vector_ar.vecm import coint_johansen
 
 from helpers.data.series import degree_days
+from helpers.core.formatting import number, p_clause
 from helpers.core.stats import CORRECTIONS, Correction, adjust_p_values
 
 RESULT_COLUMNS = ["id", "claim", "test", "status", "statistic", "p_value", "p_adjusted", "alpha", "decision",
@@ -245,7 +246,7 @@ TESTS: dict[str, Callable[[pd.DataFrame, Hypothesis], HypothesisOutcome]] = {
 def interpret(h: Hypothesis, outcome: HypothesisOutcome, p_adjusted: float) -> tuple[str, str, str]:
     """(decision, interpretation, modelling implication) in plain words, from the numbers."""
     reject = p_adjusted < h.alpha
-    p_text = f"adjusted p = {p_adjusted:.3g} {'<' if reject else '>='} alpha = {h.alpha}"
+    p_text = f"adjusted {p_clause(p_adjusted)}, {'below' if reject else 'not below'} alpha = {h.alpha}"
     if h.test == "stationarity":
         kpss_p = outcome.detail["kpss_p_value (clipped to [0.01, 0.10])"]
         kpss_reject = kpss_p < h.alpha
@@ -263,9 +264,9 @@ def interpret(h: Hypothesis, outcome: HypothesisOutcome, p_adjusted: float) -> t
                              "unit root (low power).", "Prefer the simpler model and check forecasts both ways."),
         }
         decision, text, implication = cases[(reject, kpss_reject)]
-        return decision, f"{text} ({p_text}; KPSS p = {kpss_p:.3g}).", implication
+        return decision, f"{text} ({p_text}; KPSS {p_clause(kpss_p)}).", implication
     decision = "reject H0" if reject else "do not reject H0"
-    effect = (f" {outcome.effect_measure} = {outcome.effect_size:.3f}." if outcome.effect_size is not None else "")
+    effect = (f" {outcome.effect_measure} = {number(outcome.effect_size)}." if outcome.effect_size is not None else "")
     a, b = (h.variables + ("", ""))[:2]
     texts = {
         "weekly_seasonality": ("Demand differs by day of the week beyond its weekly mean" if reject
@@ -364,3 +365,31 @@ def run_registry(frame: pd.DataFrame, hypotheses: list[Hypothesis], correction: 
                      "effect_measure": outcome.effect_measure, "interpretation": text, "implication": implication,
                      "detail": outcome.detail})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+# -- the record the reports' landing page reads ------------------------------------------------
+def results_record(results: pd.DataFrame, hypotheses: list[Hypothesis], family: dict[str, Any],
+                   registry: str | Path) -> dict[str, Any]:
+    """What the family found, for the landing page (:mod:`helpers.app.findings`): each
+    hypothesis with its claim, whether it was tested, its adjusted p-value and whether H0 was
+    rejected at its alpha."""
+    by_id = {h.id: h for h in hypotheses}
+    rows = []
+    for row in results.to_dict("records"):
+        h = by_id[row["id"]]
+        tested = row["status"] == "tested" and pd.notna(row["p_adjusted"])
+        rows.append({"id": h.id, "claim": h.claim, "alpha": h.alpha, "tested": bool(tested),
+                     "p_adjusted": float(row["p_adjusted"]) if tested else None,
+                     "rejected": bool(tested and row["p_adjusted"] < h.alpha),
+                     "decision": str(row["decision"]) if tested else "not tested"})
+    return {"family": family.get("name"), "correction": family.get("correction"),
+            "registry_sha256": registry_hash(registry), "hypotheses": rows}
+
+
+def write_results(record: dict[str, Any], path: str | Path) -> Path:
+    """:func:`results_record` as JSON, written whole or not at all."""
+    import json
+
+    from helpers.core.files import write_atomic
+
+    return write_atomic(path, json.dumps(record, indent=1))

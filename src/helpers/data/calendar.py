@@ -37,6 +37,16 @@ def agreement(flags: pd.Series, observed: pd.Series) -> dict[str, int]:
             "differ": int((both["calendar"] != both["observed"]).sum())}
 
 
+def describe_agreement(counts: dict[str, int]) -> str:
+    """:func:`agreement`'s counts as a sentence for a report."""
+    if not counts["dates"]:
+        return "The data has no work-day flag to compare the calendar with."
+    if not counts["differ"]:
+        return f"The calendar's work days agree with the data's flag on all {counts['dates']:,} days."
+    return (f"The calendar's work days agree with the data's flag on {counts['agree']:,} of {counts['dates']:,} days "
+            f"and differ on {counts['differ']:,}.")
+
+
 def holiday_table(ds: pd.Series, observed: pd.Series | None, country: str, subdiv: str | None = None) -> pd.DataFrame:
     """The public holidays between the first and last date of ``ds``, with the observed
     work-day flag on each (``observed`` indexed by date) when the data has one."""

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from helpers.core import formatting
 from helpers.core.settings import Settings
 from helpers.data.quality import FILE_KINDS, ROW_KINDS
 from helpers.data.series import DEGREE_DAY_BASE, series_freq, steps_per_period
@@ -774,7 +775,7 @@ def styled_status_table(signals: Sequence[Signal]) -> Any:
     """:func:`status_table` for a report: the status cell in its colour, values to 3 significant digits."""
     table = status_table(signals)
     return (table.style.hide(axis="index")
-            .format({"value": lambda v: "" if v is None or pd.isna(v) else f"{v:.3g}"})
+            .format({"value": formatting.number})
             .map(lambda s: f"background-color: {_BACKGROUNDS.get(s, '')}; font-weight: bold", subset=["status"])
             .set_properties(subset=["message"], **{"text-align": "left"}))
 
