@@ -104,3 +104,21 @@ def test_provenance_names_the_load_run(tmp_path):
     report = tmp_path / "experiments.json"
     report.write_text('[{"run_id": "r1", "rows_loaded": 200, "rows_quarantined": 0, "experiments": ["x"]}]')
     assert abreport.provenance_rows(data, str(report))["load run"].startswith("r1 (200 rows loaded")
+
+
+def test_the_verdict_record_has_each_variant_s_decision(tmp_path):
+    """What the reports' landing page reads (helpers.app.findings)."""
+    import json
+
+    report = abreport.analyse(experiment_data([("control", 4000, 400), ("b", 4000, 520)]), FAST)
+    path = abreport.write_verdict(report, tmp_path / "ab" / "verdict-x.json")
+    record = json.loads(path.read_text())
+    assert (record["control"], record["sample_ratio_mismatch"], record["analysable"]) == ("control", False, True)
+    [variant] = record["variants"]
+    conversion = report.get("conversion").iloc[1]
+    assert variant == {"variant": "b", "decision": conversion["decision"],
+                       "p_beat_control": pytest.approx(conversion["P(beat control)"]),
+                       "lift": pytest.approx(conversion["lift"]), "lift_low": pytest.approx(conversion["lift HDI low"]),
+                       "lift_high": pytest.approx(conversion["lift HDI high"])}
+    empty = abreport.verdict(abreport.analyse(experiment_data([("control", 0, 0), ("b", 50, 5)]), FAST))
+    assert not empty["analysable"] and "the control variant" in empty["message"] and empty["variants"] == []

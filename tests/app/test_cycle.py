@@ -106,6 +106,8 @@ def test_the_monitoring_notebook_runs_in_process_and_its_page_draws_every_figure
     assert page.count('class="plotly-graph-div"') == 13 and "is not able to be represented" not in page
     assert "Forecast error over time" in page and "Every file taken in" in page
     assert "No retraining decision yet." in page
+    assert '<a href="monitoring.html" class="current" aria-current="page">' in page  # the site's navigation
+    assert "Analysis reports of the last full run (not published yet" in page
 
 
 def test_an_error_or_a_warning_in_the_monitoring_notebook_is_not_lost(monitoring_task, settings, monkeypatch):

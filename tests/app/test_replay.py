@@ -128,4 +128,8 @@ def test_a_replayed_scenario_raises_the_matching_alerts_and_accounts_for_every_r
     page = (site / "monitoring.html").read_text()
     assert "Retraining decisions" in page and decisions["message"].iloc[-1] in page
     assert "planted-002" in (site / "index.html").read_text()
-    assert 'href="../reports/index.html"' in (site / "index.html").read_text()  # back to the analysis reports
+    index = (site / "index.html").read_text()  # the analysis reports, named; no link until `make run` made them
+    assert "Analysis reports of the last full run (not published yet: `make run` makes it)" in index
+    assert 'href="../reports/index.html"' not in index
+    file_page = next((site / "files").glob("*.html")).read_text()  # each file's page: the site's navigation
+    assert '<nav class="site-nav"' in file_page and 'href="../monitoring.html"' in file_page

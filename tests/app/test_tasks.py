@@ -4,6 +4,7 @@ and the experiment grid."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 
@@ -15,6 +16,7 @@ import yaml
 
 from helpers.ab import calibration as abcalibration
 from helpers.app import tasks
+from helpers.core.formatting import percent
 from helpers.core.paths import project_root
 from helpers.core.settings import ConfigError, load_settings
 from helpers.data.series import load_series
@@ -204,10 +206,14 @@ def test_the_report_shows_the_calibration_task_s_table(tmp_path):
     execute_notebook(project_root() / "notebooks" / "bayesian_ab.ipynb", out, progress_bar=False,
                      parameters={"upstream": {"experiments": str(loads), "calibration": str(product)},
                                  "ab_calibration_sims": 100})
-    [shown] = nbformat.read(out, as_version=4).cells[-1].outputs
+    [cell] = [c for c in nbformat.read(out, as_version=4).cells if "show_calibration" in c.source]
+    [shown] = cell.outputs
     table = abcalibration.read_calibration(product, abcalibration.ABConfig.from_settings(
         load_settings(ab_calibration_sims=100)))
-    assert shown["output_type"] == "execute_result" and shown["data"]["text/plain"] == repr(table)
+    assert shown["output_type"] == "execute_result"
+    page = html.unescape(shown["data"]["text/html"])  # the table for people (helpers.publish.tables)
+    for row in table.to_dict("records"):
+        assert f">{row['check']}<" in page and f">{percent(row['observed'])}<" in page, row
 
 
 def test_pipeline_ids_include_the_uploaded_experiments(tmp_path, clean_env, monkeypatch):
@@ -252,13 +258,16 @@ def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypat
     assert (tmp_path / "reports").is_symlink() and json.loads(record.read_text())["folder"] == str(
         (tmp_path / "reports").resolve())
     tasks.check_reports(record)
-    links = re.findall(r'href="([^"#]+)"', index.read_text())
-    assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html", "../monitoring/index.html"]
-    assert "Monitoring of the served forecast (not published yet: `make operate` makes it)" in index.read_text()
+    body = index.read_text().split("</nav>", 1)[1]  # after the site's navigation
+    links = re.findall(r'href="([^"#]+)"', body)
+    assert links == ["problem_statement.html", "eda.html", "bayesian_ab-demo.html"]  # no product, no finding
+    assert "Monitoring of the served forecast (not published yet: `make operate` makes it)" in body
+    assert "No operating cycle has run yet" in body
     digest = hashlib.sha256(b"a\n1\n").hexdigest()
-    for page in links[:-1]:
+    for page in links:
         text = (tmp_path / "reports" / page).read_text()
         assert 'class="run-stamp"' in text and digest[:12] in text, page
+        assert text.count('aria-current="page"') == 1 and f'href="{page}" class="current"' in text, page
 
     # once a cycle has published the monitoring site beside the reports, the link resolves from the dated folder
     (tmp_path / "monitoring").mkdir()
@@ -267,7 +276,8 @@ def test_render_task_names_pages_after_tasks_and_stamps_them(tmp_path, monkeypat
                       run_parameters=json.dumps({"series_id": "s"}),
                       resources_={"problem_statement": "docs/problem_statement.md"})
     text = index.read_text()
-    assert ">Monitoring of the served forecast<" in text and "not published yet" not in text
+    assert '<a href="../monitoring/index.html">Monitoring of the served forecast</a>' in text
+    assert "not published yet" not in text
     assert (index.resolve().parent / "../monitoring/index.html").resolve() == (tmp_path / "monitoring" / "index.html")
 
 

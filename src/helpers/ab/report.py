@@ -8,6 +8,7 @@ reader sees a sentence, never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,3 +254,31 @@ def plot_posterior(report: ABReport):
     figure = np.atleast_1d(axes).ravel()[0].figure
     plt.close(figure)  # shown once, as the cell's value
     return figure
+
+
+# -- the record the reports' landing page reads ----------------------------------------------------
+def verdict(report: ABReport) -> dict[str, Any]:
+    """The experiment's verdict for the landing page (:mod:`helpers.app.findings`): the
+    sample-ratio check and, per variant, the decision of the HDI + ROPE rule with the
+    probability to beat the control and the 95% HDI of the lift (shares, not percentages)."""
+    conversion = report.get("conversion")
+    record: dict[str, Any] = {"experiment_id": str(report.data.info["experiment_id"]), "control": report.data.control,
+                              "sample_ratio_mismatch": bool(report.srm["mismatch"]), "analysable": conversion is not None,
+                              "variants": []}
+    if conversion is None:
+        record["message"] = "; ".join(m.split(": ", 1)[1] for m in report.messages if m.startswith("conversion:"))
+        return record
+    for row in conversion.iloc[1:].to_dict("records"):
+        record["variants"].append({"variant": str(row["variant"]), "decision": str(row["decision"]),
+                                   "p_beat_control": float(row["P(beat control)"]), "lift": float(row["lift"]),
+                                   "lift_low": float(row["lift HDI low"]), "lift_high": float(row["lift HDI high"])})
+    return record
+
+
+def write_verdict(report: ABReport, path: str | Path) -> Path:
+    """:func:`verdict` as JSON, written whole or not at all."""
+    import json
+
+    from helpers.core.files import write_atomic
+
+    return write_atomic(path, json.dumps(verdict(report), indent=1))

@@ -21,7 +21,8 @@ from helpers.lifecycle.champion import StoreUnavailable, champion_artifact
 from helpers.lifecycle.registry import RegistryError
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit, signal_snapshot
 from helpers.publish import release
-from helpers.publish.site import index_sections, render_notebook, site_link, write_index
+from helpers.publish.site import (add_navigation, index_sections, navigation, notebook_title, render_notebook,
+                                  site_link, write_index)
 from helpers.warehouse import Warehouse
 
 
@@ -135,14 +136,18 @@ def render_task(product: Any, upstream: Any, monitoring_site: str, reports: str,
     folder = release.new_folder(link)
     parameters = json.loads(run_parameters) if isinstance(run_parameters, str) else run_parameters
     record = stamp(parameters)
-    target, title = render_notebook(Path(str(upstream["monitoring"]["nb"])), folder, "monitoring", record)
+    notebook = Path(str(upstream["monitoring"]["nb"]))
+    title = notebook_title(nbformat.read(notebook, as_version=4), "monitoring")
     pages = sorted((Path(archive_dir) / "pages").glob("*.html"), reverse=True)
-    (folder / "files").mkdir()
-    for page in pages:
-        (folder / "files" / page.name).write_bytes(page.read_bytes())
     files = [(f"files/{page.stem}", f"Data quality: {page.stem}") for page in pages]
-    write_index(index_sections([], [(target.stem, title)]) + ([("Files taken in", files)] if files else [])
-                + [("Analysis", [site_link(reports, "Analysis reports of the last full run", "`make run`")])],
-                folder / "index.html", record)
+    sections = (index_sections([], [("monitoring", title)]) + ([("Files taken in", files)] if files else [])
+                + [("Analysis", [site_link(reports, "Analysis reports of the last full run", "`make run`")])])
+    render_notebook(notebook, folder, "monitoring", record, navigation(sections, "monitoring", home="Overview"))
+    (folder / "files").mkdir()
+    for page in pages:  # each file's page (helpers.operate.intake) with the site's navigation
+        (folder / "files" / page.name).write_text(
+            add_navigation(page.read_text(encoding="utf-8"), navigation(sections, f"files/{page.stem}", "../", home="Overview")),
+            encoding="utf-8")
+    write_index(sections, folder / "index.html", record, title="Monitoring of the served forecast", home="Overview")
     release.publish(link, folder)
     _write(product, {"monitoring": str(link), "folder": str(folder), "pages": 1 + len(pages)})

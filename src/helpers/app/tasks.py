@@ -18,6 +18,7 @@ from typing import Any
 import nbformat
 
 from helpers.ab import calibration as abcalibration
+from helpers.app import findings
 from helpers.ab.inputs import ABConfig
 from helpers.ab.store import load_configured
 from helpers.ab.validation import validate_experiments
@@ -32,6 +33,7 @@ from helpers.data.series import load_series
 from helpers.forecast import artifact, comparison
 from helpers.lifecycle import registry
 from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, without_credentials
+from helpers.operate.signal_snapshot import SIGNALS_NAME
 from helpers.publish import release
 from helpers.publish.site import monitoring_site, render_reports, site_link
 from helpers.warehouse import Warehouse
@@ -120,6 +122,44 @@ def _notebooks(upstream: Any) -> dict[str, Path]:
     return paths
 
 
+def _finding_sources(upstream: Any, monitoring: Path) -> findings.Sources:
+    """Where the landing page's findings come from: the upstream products (a pipeline without
+    some of them, tests/reliability's small project, has fewer findings), the last cycle's
+    signals and the warehouse's retraining decisions."""
+    names = list(upstream)
+    settings = load_settings()
+
+    def part(task: str, key: str | None = None) -> Path | None:
+        if task not in names:
+            return None
+        products = upstream[task]
+        try:
+            return Path(str(products[key] if key else products))
+        except (KeyError, TypeError):
+            return None
+
+    def verdict(products: Any) -> Path | None:
+        try:
+            return Path(str(products["verdict"]))
+        except (KeyError, TypeError):
+            return None
+
+    verdicts = {}
+    for name in names:  # one experiment's task, or a grid of them (a mapping of task names)
+        tasks = upstream[name] if isinstance(upstream[name], dict) else {name: upstream[name]}
+        for task, products in tasks.items():
+            if task.startswith("bayesian_ab-") and (path := verdict(products)) is not None:
+                verdicts[task.removeprefix("bayesian_ab-")] = path
+    published = (monitoring / "index.html").exists()
+    return findings.Sources(
+        ingest=part("ingest"), hypotheses=part("hypothesis_tests", "results"),
+        selection=part("model_comparison", "selection"), registration=part("register"),
+        verdicts=verdicts,
+        signals=settings.forecast_log_dir / SIGNALS_NAME,
+        monitoring_link=f"../{monitoring.name}/monitoring.html" if published else None,
+        decisions=findings.warehouse_decisions(settings))
+
+
 def _registration(product: Any) -> dict[str, Any]:
     return json.loads(Path(str(product)).read_text(encoding="utf-8"))
 
@@ -144,8 +184,12 @@ def render_task(product: Any, upstream: Any, reports: str, source_file: str, run
     link = Path(reports)
     folder = release.new_folder(link)
     try:
+        found = findings.findings(_finding_sources(upstream, monitoring_site(link)))
+        if any("Model registry:" in finding.text for finding in found):
+            notes = []  # the forecast model's finding says which version the run registered
         render_reports(notebooks, folder, pages=pages, stamp=record, more=[("Operations", [
-            site_link(monitoring_site(link), "Monitoring of the served forecast", "`make operate`")])], notes=notes)
+            site_link(monitoring_site(link), "Monitoring of the served forecast", "`make operate`")])], notes=notes,
+            findings=found)
     except Exception as exc:
         raise ReportsError(f"rendering the reports failed ({type(exc).__name__}: {exc}); the partial pages are in "
                            f"{folder}; {link} still shows the last good reports. Fix the cause and run "
