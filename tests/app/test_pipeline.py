@@ -192,13 +192,14 @@ def test_landing_page_states_each_finding_with_its_number(built):
     ratio = metrics[selection["selected"]]["rmse"] / metrics["seasonal_naive"]["rmse"]
     assert f"{selection['selected']} was selected: RMSE " in findings and f"(ratio {ratio:.3g})" in findings
     for name in settings.ab_experiments:
-        verdict = json.loads((settings.products / "ab" / f"verdict-{name}.json").read_text())
+        [path] = (settings.products / "ab").glob(f"verdict-{name}-*.json")  # Ploomber numbers a grid's products
+        verdict = json.loads(path.read_text())
         assert f"<h3>A/B experiment {name}</h3>" in findings
         assert all(f"{v['variant']}: " in findings for v in verdict["variants"])
     assert "No operating cycle has run yet" in findings  # a build without a cycle has no monitoring
     for link in re.findall(r'href="([^"#]+)"', findings):
         assert (settings.reports / link).exists(), link
-    assert len(re.findall(r"Read the report", findings)) == 4 + len(settings.ab_experiments)
+    assert len(re.findall(r"Read the report", findings)) == 3 + len(settings.ab_experiments)  # no cycle: no link
 
 
 @pytest.mark.slow
