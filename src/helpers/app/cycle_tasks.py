@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from helpers.core.files import write_atomic
 from helpers.core.provenance import stamp
 from helpers.core.settings import load_settings
