@@ -63,6 +63,8 @@ def test_options_say_how_a_column_reads():
     assert _cells(shown)[1:] == [["+0.78 pp", "16.5%", "0.5", "0.2", "25%"]]
     assert "share of x" in shown.to_html() and "One experiment" in shown.to_html()
     assert _cells(tables.table(frame, p_values=["x"]))[1][-1] == "0.25"
+    drift = pd.DataFrame({"KS p-value": [1e-12], "PSI": [0.0123456]})  # the monitoring page's drift table
+    assert _cells(tables.table(drift))[1] == ["< 0.001", "0.0123"]
     with pytest.raises(KeyError, match=r"table\(percent=...\) names columns the table does not have: nope"):
         tables.table(frame, percent=["nope"])
 

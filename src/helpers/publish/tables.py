@@ -32,7 +32,7 @@ from helpers.core import formatting
 PERCENT_NAME = re.compile(r"^p\(|coverage|(^|[ _])(rate|share|probability|accuracy|power)([ _]|$)|^served( now)?$"
                           r"|^raw$|^calibrated$|^nominal$", re.IGNORECASE)
 #: Column names read as p-values.
-P_NAME = re.compile(r"(^|[ _(])p[ _]?(value|adjusted|adj)|pvalue|^p$|^final mspr?t p$", re.IGNORECASE)
+P_NAME = re.compile(r"(^|[ _(])p[ _-]?(value|adjusted|adj)|pvalue|^p$|^final mspr?t p$", re.IGNORECASE)
 #: Headers in words for the names the helpers use.
 WORDS = {"rmse": "RMSE", "mae": "MAE", "mape": "MAPE (%)", "mase": "MASE", "lb_stat": "Ljung-Box statistic",
          "lb_pvalue": "p value", "ci_low": "95% CI low", "ci_high": "95% CI high", "dof": "degrees of freedom",
