@@ -23,8 +23,7 @@ from helpers.lifecycle.champion import StoreUnavailable, champion_artifact
 from helpers.lifecycle.registry import RegistryError
 from helpers.operate import alerts, forecast_log, intake, monitoring, refit, signal_snapshot
 from helpers.publish import release
-from helpers.publish.site import (add_navigation, index_sections, navigation, notebook_title, render_notebook,
-                                  site_link, write_index)
+from helpers.publish.site import add_navigation, navigation, notebook_title, render_notebook, site_link, write_index
 from helpers.warehouse import Warehouse
 
 
@@ -142,7 +141,7 @@ def render_task(product: Any, upstream: Any, monitoring_site: str, reports: str,
     title = notebook_title(nbformat.read(notebook, as_version=4), "monitoring")
     pages = sorted((Path(archive_dir) / "pages").glob("*.html"), reverse=True)
     files = [(f"files/{page.stem}", f"Data quality: {page.stem}") for page in pages]
-    sections = (index_sections([], [("monitoring", title)]) + ([("Files taken in", files)] if files else [])
+    sections = ([("Monitoring", [("monitoring", title)])] + ([("Files taken in", files)] if files else [])
                 + [("Analysis", [site_link(reports, "Analysis reports of the last full run", "`make run`")])])
     render_notebook(notebook, folder, "monitoring", record, navigation(sections, "monitoring", home="Overview"))
     (folder / "files").mkdir()

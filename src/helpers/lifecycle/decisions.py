@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from helpers.operate.alerts import PENDING, SENT, Channel, send_message
+from helpers.publish import tables
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
 
 Outcome = Literal["promoted", "kept", "failed"]
@@ -256,9 +257,8 @@ def styled_decision_table(decisions: pd.DataFrame) -> Any:
     """:func:`decision_table` for a report: whole sentences (a plain frame cuts long text), the
     outcome in the colour of the monitoring statuses."""
     colours = {"promoted": "#c8e6c9", "kept": "#eeeeee", "failed": "#ffcdd2"}
-    return (decision_table(decisions).style.hide(axis="index")
-            .map(lambda o: f"background-color: {colours.get(o, '')}; font-weight: bold", subset=["outcome"])
-            .set_properties(subset=["decision"], **{"text-align": "left"}))
+    return (tables.table(decision_table(decisions))
+            .map(lambda o: f"background-color: {colours.get(o, '')}; font-weight: bold", subset=["outcome"]))
 
 
 def summary(decisions: pd.DataFrame, every_days: int) -> str:

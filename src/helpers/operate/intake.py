@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.core import formatting
 from helpers.core.files import write_atomic
 from helpers.core.locks import Busy, run_lock
 from helpers.core.paths import project_root
@@ -266,11 +267,12 @@ def write_bad_rows(warehouse: Warehouse, run_id: str, path: Path) -> Path:
 def file_page(record: dict, findings: list[dict]) -> str:
     """A small HTML page on one inbox file: what was done with it and what the checks found."""
     def cell(value: object) -> str:
-        return html.escape("" if value is None or value is pd.NaT else str(value))
+        return html.escape(formatting.text(value))  # numbers, dates and missing values as the reports show them
 
     keys = ("file_name", "file_sha256", "processed_at", "outcome", "criticality", "rows_read", "rows_loaded",
             "rows_quarantined", "invalid_share", "first_ts", "last_ts", "archived_as", "bad_rows_file", "reason")
-    summary = "".join(f"<tr><th>{k.replace('_', ' ')}</th><td>{cell(record.get(k))}</td></tr>" for k in keys)
+    shown = {**record, "invalid_share": formatting.percent(record.get("invalid_share"))}
+    summary = "".join(f"<tr><th>{k.replace('_', ' ')}</th><td>{cell(shown.get(k))}</td></tr>" for k in keys)
     errors = json.loads(record.get("errors") or "{}")
     error_rows = "".join(f"<tr><td>{cell(k)}</td><td>{v}</td></tr>" for k, v in errors.items()) or \
         "<tr><td colspan=2>no bad rows</td></tr>"

@@ -36,6 +36,7 @@ from helpers.core.settings import Settings
 from helpers.data.quality import FILE_KINDS, ROW_KINDS
 from helpers.data.series import DEGREE_DAY_BASE, series_freq, steps_per_period
 from helpers.forecast.artifact import load_artifact
+from helpers.publish import tables
 from helpers.warehouse import Warehouse
 
 if TYPE_CHECKING:  # plotly is imported by the figures, when they are drawn
@@ -772,12 +773,11 @@ def status_table(signals: Sequence[Signal]) -> pd.DataFrame:
 
 
 def styled_status_table(signals: Sequence[Signal]) -> Any:
-    """:func:`status_table` for a report: the status cell in its colour, values to 3 significant digits."""
-    table = status_table(signals)
-    return (table.style.hide(axis="index")
+    """:func:`status_table` for a report (:func:`helpers.publish.tables.table`): the status cell in
+    its colour, values to 3 significant digits."""
+    return (tables.table(status_table(signals), plain=["value"])  # a ratio, a share or a PSI: as a number
             .format({"value": formatting.number})
-            .map(lambda s: f"background-color: {_BACKGROUNDS.get(s, '')}; font-weight: bold", subset=["status"])
-            .set_properties(subset=["message"], **{"text-align": "left"}))
+            .map(lambda s: f"background-color: {_BACKGROUNDS.get(s, '')}; font-weight: bold", subset=["status"]))
 
 
 def summary(signals: Sequence[Signal]) -> str:
