@@ -44,7 +44,8 @@ def _sources(tmp_path, **changes):
                          selection=_write(tmp_path, "selection.json", SELECTION),
                          registration=_write(tmp_path, "registration.json", REGISTRATION),
                          verdicts={"checkout": _write(tmp_path, "verdict.json", VERDICT)},
-                         signals=_write(tmp_path, "signals.json", SIGNALS), monitoring_link="../monitoring/monitoring.html",
+                         signals=_write(tmp_path, "signals.json", SIGNALS),
+                         monitoring_link="../monitoring/monitoring.html",
                          decisions=lambda: [made("kept").__dict__ | {"decided_at": datetime(2026, 3, 3, 8),
                                                                     "outcome": "kept", "triggered_by": "schedule"}])
     for key, value in changes.items():
@@ -68,8 +69,9 @@ def test_each_finding_states_its_numbers_and_links_its_report(tmp_path):
     assert found["A/B experiment checkout"].text == (
         "one_page: ship it (P(beat control) 99.8%, lift +0.54 pp to +3.18 pp); b: undecided (P(beat control) 31.7%, "
         "lift -1.3 pp to +0.79 pp).")
-    assert found["Monitoring"].text == ("The last operating cycle (2026-12-03 06:15) judged 3 signals: 1 orange, "
-                                        "1 green, 1 grey. Needing attention: accuracy:ets (orange, 1.3).")
+    assert found["Monitoring"].text == (
+        "The last operating cycle (2026-12-03 06:15) gave 3 monitoring signals: 1 orange, 1 green, 1 grey (not judged: "
+        "no data yet, or too little). Needing attention: accuracy:ets (orange, 1.3).")
     assert found["Retraining"].text.startswith("2026-03-03 08:00: kept (triggered by schedule): Kept version 1: "
                                                "challenger version 2 MAE 12.3")
     assert [f.link for f in found.values()] == [
@@ -99,7 +101,8 @@ def test_a_pipeline_without_a_product_has_no_finding_and_a_missing_or_broken_one
 
 
 def test_the_wording_of_other_outcomes():
-    assert fd.data_quality(INGEST | {"rows_quarantined": 0, "counts": {}}).endswith("0 quarantined (0%); no problem found.")
+    assert fd.data_quality(INGEST | {"rows_quarantined": 0, "counts": {}}).endswith(
+        "0 quarantined (0%); no problem found.")
     assert fd.hypotheses({"correction": "fdr_bh", "hypotheses": [
         {"id": "H2", "tested": True, "rejected": False, "p_adjusted": 0.5}]}) == (
         "0 of 1 tested null hypotheses rejected after Benjamini-Hochberg adjustment. Not rejected: H2 (p = 0.5).")
@@ -113,7 +116,7 @@ def test_the_wording_of_other_outcomes():
     assert fd.experiment(VERDICT | {"variants": [VERDICT["variants"][0] | {"decision": "worse"}]}).startswith(
         "one_page: do not ship it")
     calm = SIGNALS | {"signals": [{"key": "accuracy:ets", "status": "green", "value": 1.0}]}
-    assert fd.monitoring(calm) == "The last operating cycle (2026-12-03 06:15) judged 1 signals: 1 green."
+    assert fd.monitoring(calm) == "The last operating cycle (2026-12-03 06:15) gave 1 monitoring signals: 1 green."
 
 
 def test_retraining_decisions_are_read_from_the_warehouse_read_only(tmp_path):
@@ -122,7 +125,8 @@ def test_retraining_decisions_are_read_from_the_warehouse_read_only(tmp_path):
         read = fd.warehouse_decisions(settings)
         decisions.record(warehouse, made("kept"), [])
     [row] = read()
-    assert row["outcome"] == "kept" and fd.retraining([row]).startswith("2026-03-03 08:00: kept (triggered by schedule)")
+    assert row["outcome"] == "kept"
+    assert fd.retraining([row]).startswith("2026-03-03 08:00: kept (triggered by schedule)")
 
 
 def test_unreadable_signals_say_so(tmp_path):

@@ -140,7 +140,8 @@ def test_the_landing_page_states_the_findings_each_linked(tmp_path, monkeypatch)
 
 def test_quarto_index_states_the_findings_too(tmp_path):
     a = _notebook(tmp_path / "alpha.ipynb")
-    found = [Finding("Hypotheses", "5 of 7 rejected.", "hypothesis_tests.html"), Finding("Monitoring", "None ran.", None)]
+    found = [Finding("Hypotheses", "5 of 7 rejected.", "hypothesis_tests.html"),
+             Finding("Monitoring", "None ran.", None)]
     staging = quarto_project({"alpha": a}, [], STAMP, tmp_path / "staging",
                              more=[("Operations", [(None, "Monitoring (not published yet)")])], findings=found)
     index = (staging / "index.md").read_text()

@@ -15,8 +15,8 @@ from tests.browser import unreadable, visible_text
 def _cells(styler) -> list[list[str]]:
     """The table as a reader sees it: header row, then each row's cells."""
     page = styler.to_html() if hasattr(styler, "to_html") else styler._repr_html_()
-    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row,
-                                                                                       flags=re.DOTALL)]
+    cells = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", flags=re.DOTALL)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in cells.findall(row)]
             for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.DOTALL)]
 
 

@@ -263,7 +263,8 @@ def verdict(report: ABReport) -> dict[str, Any]:
     probability to beat the control and the 95% HDI of the lift (shares, not percentages)."""
     conversion = report.get("conversion")
     record: dict[str, Any] = {"experiment_id": str(report.data.info["experiment_id"]), "control": report.data.control,
-                              "sample_ratio_mismatch": bool(report.srm["mismatch"]), "analysable": conversion is not None,
+                              "sample_ratio_mismatch": bool(report.srm["mismatch"]),
+                              "analysable": conversion is not None,
                               "variants": []}
     if conversion is None:
         record["message"] = "; ".join(m.split(": ", 1)[1] for m in report.messages if m.startswith("conversion:"))

@@ -146,9 +146,9 @@ def render_task(product: Any, upstream: Any, monitoring_site: str, reports: str,
     render_notebook(notebook, folder, "monitoring", record, navigation(sections, "monitoring", home="Overview"))
     (folder / "files").mkdir()
     for page in pages:  # each file's page (helpers.operate.intake) with the site's navigation
-        (folder / "files" / page.name).write_text(
-            add_navigation(page.read_text(encoding="utf-8"), navigation(sections, f"files/{page.stem}", "../", home="Overview")),
-            encoding="utf-8")
+        nav = navigation(sections, f"files/{page.stem}", "../", home="Overview")
+        (folder / "files" / page.name).write_text(add_navigation(page.read_text(encoding="utf-8"), nav),
+                                                  encoding="utf-8")
     write_index(sections, folder / "index.html", record, title="Monitoring of the served forecast", home="Overview")
     release.publish(link, folder)
     _write(product, {"monitoring": str(link), "folder": str(folder), "pages": 1 + len(pages)})

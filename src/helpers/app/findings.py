@@ -130,9 +130,12 @@ def experiment(verdict: dict[str, Any]) -> str:
 def monitoring(snapshot: dict[str, Any]) -> str:
     signals = snapshot["signals"]
     counts = {status: [s for s in signals if s["status"] == status] for status in ("red", "orange", "green", "grey")}
-    tally = ", ".join(f"{len(items)} {status}" for status, items in counts.items() if items)
+    grey = " (not judged: no data yet, or too little)"
+    tally = ", ".join(f"{len(items)} {status}" + (grey if status == "grey" else "")
+                      for status, items in counts.items() if items)
     alerting = counts["red"] + counts["orange"]
-    text = f"The last operating cycle ({when(snapshot['as_of'][:16].replace('T', ' '))}) judged {len(signals)} signals: {tally}"
+    moment = when(snapshot["as_of"][:16].replace("T", " "))
+    text = f"The last operating cycle ({moment}) gave {len(signals)} monitoring signals: {tally}"
     if alerting:
         text += ". Needing attention: " + ", ".join(f"{s['key']} ({s['status']}, {number(s['value'])})"
                                                    for s in alerting)

@@ -113,7 +113,8 @@ def _kind(name: str, series: pd.Series, percent: set[str], p_values: set[str], p
 
 
 def formatters(frame: pd.DataFrame, percent: Iterable[str] = (), p_values: Iterable[str] = (),
-               plain: Iterable[str] = (), digits: int = 3, points: Iterable[str] = ()) -> dict[str, Callable[[Any], str]]:
+               plain: Iterable[str] = (), digits: int = 3,
+               points: Iterable[str] = ()) -> dict[str, Callable[[Any], str]]:
     """How each column's cells are written (see the module docstring)."""
     percent, p_values, plain, points = set(percent), set(p_values), set(plain), set(points)
     made = {"percent": partial(formatting.percent, digits=digits), "p": formatting.p_value,
@@ -126,7 +127,8 @@ def formatters(frame: pd.DataFrame, percent: Iterable[str] = (), p_values: Itera
 
 
 def table(data: pd.DataFrame | pd.Series | Mapping[str, Any], *, percent: Iterable[str] = (),
-          points: Iterable[str] = (), p_values: Iterable[str] = (), plain: Iterable[str] = (), units: Mapping[str, str] | None = None,
+          points: Iterable[str] = (), p_values: Iterable[str] = (), plain: Iterable[str] = (),
+          units: Mapping[str, str] | None = None,
           labels: Mapping[str, str] | None = None, index: bool | None = None, digits: int = 3,
           caption: str | None = None, empty: str | None = None, words: bool = True) -> Styler | Sentence:
     """``data`` formatted for a report page (module docstring); the options name columns as
