@@ -1,0 +1,48 @@
+"""Monitoring: the monitoring page's statuses and charts, live from the warehouse (read-only), and the alerts."""
+
+import streamlit as st
+
+from helpers.dashboard import cached
+from helpers.lifecycle import decisions
+from helpers.operate import monitoring
+
+st.title("Monitoring")
+with cached.shown_errors():
+    refresh = cached.settings().dashboard_refresh_seconds
+
+
+@st.fragment(run_every=refresh)
+def live() -> None:
+    with cached.shown_errors():
+        view = cached.read("monitoring")
+    st.caption(f"Read from the warehouse (read-only); read again every {refresh:g} s (dashboard_refresh_seconds).")
+    st.subheader("Status")
+    st.markdown(monitoring.summary(view.signals))
+    st.dataframe(monitoring.styled_status_table(view.signals), hide_index=True)
+    st.subheader("Alerts of the last 30 days")
+    if view.alerts_until is None:
+        st.info("No alert has been raised.")
+    else:
+        st.caption(f"Open at any time in the 30 days to {view.alerts_until:%Y-%m-%d %H:%M} UTC, the latest alert "
+                   "activity; newest first.")
+        st.dataframe(view.alerts, hide_index=True)
+    st.subheader("Retraining")
+    st.markdown(decisions.summary(view.decisions, cached.settings().retrain_every_days))
+    st.subheader("Accuracy")
+    st.markdown(monitoring.describe_inputs(view.forecasts, view.files, view.drift, view.reference))
+    st.plotly_chart(monitoring.plot_error_over_time(monitoring.error_over_time(view.forecasts)), width="stretch")
+    st.plotly_chart(monitoring.plot_error_by_horizon(monitoring.error_by_horizon(view.forecasts)), width="stretch")
+    st.plotly_chart(monitoring.plot_coverage_over_time(monitoring.coverage_over_time(view.forecasts), view.thresholds),
+                    width="stretch")
+    st.plotly_chart(monitoring.plot_forecast_vs_actual(view.forecasts, days=view.thresholds.window_days),
+                    width="stretch")
+    st.subheader("Drift")
+    st.dataframe(monitoring.drift_summary(view.drift), hide_index=True)
+    st.plotly_chart(monitoring.plot_drift_psi(view.drift, view.thresholds), width="stretch")
+    st.plotly_chart(monitoring.plot_deseasonalised(view.drift), width="stretch")
+    st.subheader("Data quality of the inbox files")
+    st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds), width="stretch")
+    st.plotly_chart(monitoring.plot_files(view.files, view.thresholds), width="stretch")
+
+
+live()
