@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.builders import History, free_port, make_history, running, service
 
-PAGES = Path(__file__).resolve().parents[2] / "src" / "helpers" / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "src" / "helpers" / "dashboard" / "screens"
 APP = PAGES.parent / "app.py"
 
 
@@ -52,7 +52,9 @@ def test_forecast_asks_the_service_and_draws_the_forecast_with_both_intervals_an
     _, url = live
     at = page("forecast")
     shown_without_errors(at)
-    assert "Choose days from 2015-01-01 to 2015-01-30" in texts(at, "info")[0]
+    assert "The service forecasts 2015-01-01 to 2015-01-30" in " ".join(texts(at, "caption"))
+    first = at.dataframe[0].value
+    assert first["date"].tolist() == [f"2015-01-{d:02d}" for d in range(1, 15)]  # the first visit: the first days
     at.date_input[0].set_value("2015-01-03")
     at.date_input[1].set_value("2015-01-09")
     at.selectbox[0].set_value("holt_winters")
@@ -162,3 +164,36 @@ def test_every_page_says_what_to_do_when_the_service_is_down_or_the_warehouse_mi
         assert not at.exception, (name, [e.value for e in at.exception])
         assert message in " ".join(texts(at, "error")), (name, texts(at, "error"))
         assert "make serve" in " ".join(texts(at, "error")) or "make run" in " ".join(texts(at, "error"))
+
+
+#: Each page's address under the dashboard and a sentence it must show once drawn.
+BROWSED = {"": "Daily forecast of ets", "batch": "The service forecasts 2015-01-01 to 2015-01-30",
+           "past_predictions": "Forecasts issued for target days", "monitoring": "signals need attention",
+           "data_quality": "Files taken in by the operating cycles", "models": "The service serves the file"}
+
+
+@pytest.mark.slow
+def test_every_page_draws_in_a_browser_without_an_error(live, tmp_path_factory, capsys):
+    """``streamlit run`` of the app (as ``make dashboard``), each page opened in headless Chromium
+    until drawn: the menu links every page, no error or traceback shows; a screenshot of each is kept."""
+    from tests.dashboard.browser import chromium_browser
+
+    history, url = live
+    shots = tmp_path_factory.mktemp("dashboard-screenshots", numbered=False)
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1", "--server.port",
+               str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with running(command, f"http://127.0.0.1:{port}/_stcore/health", {"HELPERS_DASHBOARD_SERVICE_URL": url}), \
+            chromium_browser(tmp_path_factory.mktemp("chromium"), height=1800) as browser:
+        for path, sentence in BROWSED.items():
+            text = browser.open(f"http://127.0.0.1:{port}/{path}")
+            shot = browser.screenshot(shots / f"{path or 'forecast'}.png")
+            assert sentence in text, (path, text[:1000])
+            for title in ("Forecast", "Batch", "Past predictions", "Monitoring", "Data quality", "Models"):
+                assert title in text, (path, title)
+            assert "Traceback" not in text, (path, text[:1000])
+            assert not browser.evaluate("document.querySelectorAll('[data-testid=\"stException\"], "
+                                        "[data-testid=\"stAlertContentError\"]').length"), path
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000, path
+    with capsys.disabled():
+        print(f"\ndashboard screenshots: {shots}")

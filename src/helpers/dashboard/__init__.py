@@ -4,5 +4,5 @@ forecasts, past predictions, monitoring, data quality and models for the people 
 The top layer: it asks the forecast service over HTTP (:mod:`helpers.dashboard.client`, never
 importing it), reads the warehouse read-only and the model registry (:mod:`helpers.dashboard.data`)
 and shapes what it gets for the pages (:mod:`helpers.dashboard.views`). The pages
-(``pages/*.py``, run by ``app.py``) only lay out.
+(``screens/*.py``, run by ``app.py``) only lay out.
 """

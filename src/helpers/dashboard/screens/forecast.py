@@ -21,17 +21,15 @@ with st.form("request"):
     end = middle.date_input("Last day", value=min(last, first + timedelta(days=13)), min_value=first, max_value=last)
     model = right.selectbox("Model", names, index=names.index(models["selected_model"]))
     asked = st.form_submit_button("Forecast", type="primary")
-if asked:
-    if start > end:
-        st.error(f"The first day ({start}) is after the last day ({end}): choose a first day on or before the last.")
-        st.stop()
-    with cached.shown_errors():
-        st.session_state["forecast"] = (model, cached.client().predict(start, end, model))
-if "forecast" not in st.session_state:
-    st.info(f"Choose days from {first} to {last} and a model, then press Forecast.")
+if asked and start > end:
+    st.error(f"The first day ({start}) is after the last day ({end}): choose a first day on or before the last.")
     st.stop()
+if asked or "forecast" not in st.session_state:  # the first visit shows the form's first days
+    with cached.shown_errors():
+        st.session_state["forecast"] = cached.client().predict(start, end, model)
+st.caption(f"The service forecasts {first} to {last}; choose days and a model, then press Forecast.")
 
-model, answer = st.session_state["forecast"]
+answer = st.session_state["forecast"]
 forecast = views.forecast_frame(answer)
 try:
     shown_from = forecast["date"].min().date() - timedelta(days=56)
