@@ -197,3 +197,47 @@ def test_every_page_draws_in_a_browser_without_an_error(live, tmp_path_factory, 
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000, path
     with capsys.disabled():
         print(f"\ndashboard screenshots: {shots}")
+
+
+def test_an_empty_warehouse_and_log_are_said_on_each_page_not_errors(live, monkeypatch, tmp_path):
+    from helpers.warehouse import Warehouse
+
+    Warehouse.open("duckdb", tmp_path / "empty.duckdb").close()
+    monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "empty.duckdb"))
+    expected = {"monitoring": "No alert has been raised.", "data_quality": "No inbox file has been taken in yet",
+                "models": "No version of"}
+    for name, message in expected.items():
+        at = page(name)
+        shown_without_errors(at)
+        assert message in " ".join(texts(at, "info")), (name, texts(at, "info"))
+    assert "No signal needs attention" in " ".join(texts(page("monitoring"), "markdown"))
+    at = page("past_predictions")
+    at.radio[0].set_value("webapp")
+    at.date_input[0].set_value((date(2016, 1, 1), date(2016, 1, 2))).run()
+    assert "No forecast from source webapp for these days yet" in texts(at, "info")[0]
+
+
+def test_reads_are_kept_for_the_cache_time_and_the_page_still_draws(live, monkeypatch):
+    monkeypatch.setenv("HELPERS_DASHBOARD_CACHE_SECONDS", "30")
+    for _ in range(2):
+        at = page("data_quality")
+        shown_without_errors(at)
+        assert at.dataframe[0].value["file_name"].tolist() == ["missing_value.csv"]
+
+
+def test_a_bad_setting_is_a_sentence_on_the_page(live, monkeypatch):
+    monkeypatch.setenv("HELPERS_DASHBOARD_REFRESH_SECONDS", "0")
+    at = page("monitoring")
+    assert not at.exception
+    assert "dashboard_refresh_seconds must be strictly between 0 and 86400" in texts(at, "error")[0]
+
+
+def test_the_app_lists_every_page_and_opens_on_the_forecast(live):
+    _, url = live
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    shown_without_errors(at)
+    assert at.title[0].value == "Forecast"
+    assert f"Service: {url}" in at.sidebar.caption[0].value
+    at.switch_page("screens/models.py").run()
+    shown_without_errors(at)
+    assert at.title[0].value == "Models"

@@ -54,7 +54,7 @@ class ServiceClient:
                 f"The forecast service at {self.base_url} did not answer {method} {path} within "
                 f"dashboard_timeout_seconds={self.timeout:g} s. Check that it is running (`make serve`) and not "
                 f"overloaded, or allow it longer: {where('dashboard_timeout_seconds')}.") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ServiceError(f"The request to the forecast service at {url} failed ({type(exc).__name__}: {exc}); "
                                f"check dashboard_service_url ({where('dashboard_service_url')}).") from None
         if response.status_code in (413, 422):
