@@ -109,3 +109,18 @@ def test_versions_and_served_models_read_for_people():
     served = views.served_models_table(models)
     assert served.iloc[0].tolist() == ["ets", "yes", 8.0, 10.0, 78.5, 94.0, "-"]
     assert served.iloc[1]["members"] == "ets, naive" and pd.isna(served.iloc[1]["80% coverage (%)"])
+
+
+def test_statuses_and_alerts_read_for_people():
+    from helpers.operate.monitoring import Signal
+
+    signals = [Signal("drift:y_mean", "grey", None, "KS p < 0.01", "not judged"),
+               Signal("accuracy:ets", "red", 2.345678, "orange from 1.25", "too far off")]
+    styled = views.status_table(signals)
+    assert styled.data[["signal", "value"]].values.tolist() == [["accuracy:ets", "2.35"], ["drift:y_mean", "-"]]
+    assert "background-color: #ffcdd2" in styled.to_html()
+    alerts = pd.DataFrame({"alert_id": ["a"], "condition": ["accuracy:ets"], "severity": ["red"],
+                           "opened_at": pd.to_datetime(["2015-01-01 06:00"]), "last_seen_at": pd.to_datetime(["2015-01-02 06:00"]),
+                           "cleared_at": [pd.NaT], "message": ["too far off"]})
+    assert views.alerts_table(alerts).iloc[0].tolist() == ["accuracy:ets", "red", "2015-01-01 06:00", "2015-01-02 06:00",
+                                                           "-", "too far off"]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from helpers.dashboard.client import DashboardError, ServiceClient
 from helpers.lifecycle.registry import ModelVersion
+from helpers.operate import monitoring
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -88,6 +89,28 @@ def people_table(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
         elif pd.api.types.is_float_dtype(out[name]):
             out[name] = out[name].round(digits)
     return out
+
+
+#: The status cell's background, by status (the monitoring page's colours, lightened).
+STATUS_BACKGROUNDS = {"green": "#c8e6c9", "orange": "#ffe0b2", "red": "#ffcdd2", "grey": "#eeeeee"}
+
+
+def status_table(signals: list[monitoring.Signal]) -> Any:
+    """The monitoring page's status table for people: the alerting signals first, the value to
+    3 significant digits (a dash when not judged), the status cell in its colour (a Styler)."""
+    table = monitoring.status_table(signals)
+    table["value"] = ["-" if v is None or pd.isna(v) else f"{v:.3g}" for v in table["value"]]
+    return table.style.map(lambda s: f"background-color: {STATUS_BACKGROUNDS.get(s, '')}; font-weight: bold",
+                           subset=["status"])
+
+
+def alerts_table(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Alerts for people, newest first: condition, severity, opened, last seen, cleared (a dash
+    while open), the message."""
+    out = alerts[["condition", "severity", "opened_at", "last_seen_at", "cleared_at", "message"]].copy()
+    for name in ("opened_at", "last_seen_at", "cleared_at"):
+        out[name] = pd.to_datetime(out[name]).dt.strftime("%Y-%m-%d %H:%M").fillna("-")
+    return out.rename(columns={"opened_at": "opened (UTC)", "last_seen_at": "last seen", "cleared_at": "cleared"})
 
 
 # -- batch ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from helpers.dashboard import cached
+from helpers.dashboard import cached, views
 from helpers.lifecycle import decisions
 from helpers.operate import monitoring
 
@@ -18,14 +18,14 @@ def live() -> None:
     st.caption(f"Read from the warehouse (read-only); read again every {refresh:g} s (dashboard_refresh_seconds).")
     st.subheader("Status")
     st.markdown(monitoring.summary(view.signals))
-    st.dataframe(monitoring.styled_status_table(view.signals), hide_index=True)
+    st.dataframe(views.status_table(view.signals), hide_index=True)
     st.subheader("Alerts of the last 30 days")
     if view.alerts_until is None:
         st.info("No alert has been raised.")
     else:
         st.caption(f"Open at any time in the 30 days to {view.alerts_until:%Y-%m-%d %H:%M} UTC, the latest alert "
                    "activity; newest first.")
-        st.dataframe(view.alerts, hide_index=True)
+        st.dataframe(views.alerts_table(view.alerts), hide_index=True)
     st.subheader("Retraining")
     st.markdown(decisions.summary(view.decisions, cached.settings().retrain_every_days))
     st.subheader("Accuracy")
