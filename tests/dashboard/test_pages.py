@@ -43,6 +43,17 @@ def shown_without_errors(at: AppTest) -> None:
     assert not at.error, texts(at, "error")
 
 
+def values(encoded) -> list[float]:
+    """A plotly JSON array: a list, or a typed array (``dtype``, base64 ``bdata``)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(encoded, dict):
+        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]).tolist()
+    return list(encoded)
+
+
 def logged(url: str, source: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}/predictions?source={source}", timeout=10) as answer:
         return json.load(answer)["predictions"]
@@ -63,8 +74,8 @@ def test_forecast_asks_the_service_and_draws_the_forecast_with_both_intervals_an
     (chart,) = at.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
     names = [trace.get("name") for trace in figure["data"]]
-    assert names == [None, "95% interval", None, "80% interval", "forecast (holt_winters)", "actual (daily mean)"]
-    assert figure["data"][4]["y"] == [103.0, 104.0, 105.0, 106.0, 107.0, 108.0, 109.0] or figure["data"][4]["y"]
+    assert names == [None, "95% interval", None, "80% interval", "forecast (holt_winters)", "actual"]
+    assert values(figure["data"][5]["y"])[-3:] == [48 * 102.0, 48 * 103.0, 48 * 104.0]  # daily totals, 2015-01-03..05
     (table,) = at.dataframe
     assert table.value["date"].tolist()[:2] == ["2015-01-03", "2015-01-04"] and len(table.value) == 7
     webapp = logged(url, "webapp")
@@ -119,6 +130,7 @@ def test_past_predictions_filter_by_source_with_the_actual_values(live):
     assert set(table["source"]) == {"scheduled"} and len(table) == 60  # 2 models x 30 days
     known = table[table["target_date"] <= "2015-01-05"]
     assert known["actual"].notna().all() and table[table["target_date"] > "2015-01-05"]["actual"].isna().all()
+    assert set(table.loc[table["target_date"] == "2015-01-02", "actual"]) == {48 * 101.0}  # the daily total
     at.date_input[0].set_value((date(2015, 1, 2), date(2015, 1, 3))).run()
     assert sorted(set(at.dataframe[0].value["target_date"])) == ["2015-01-02", "2015-01-03"]
 

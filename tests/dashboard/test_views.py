@@ -23,9 +23,8 @@ def test_a_forecast_answer_becomes_a_table_with_both_intervals_and_a_figure_with
     assert frame.iloc[1].tolist()[1:] == [101.0, 96.0, 106.0, 92.0, 110.0]
     figure = views.plot_forecast(frame, pd.DataFrame({"ds": pd.to_datetime(["2014-12-31"]), "actual": [99.0]}), "ets",
                                  unit="MW")
-    assert [t.name for t in figure.data] == [None, "95% interval", None, "80% interval", "forecast (ets)",
-                                             "actual (daily mean)"]
-    assert figure.layout.yaxis.title.text == "demand (MW), daily mean"
+    assert [t.name for t in figure.data] == [None, "95% interval", None, "80% interval", "forecast (ets)", "actual"]
+    assert figure.layout.yaxis.title.text == "demand (MW), daily total"
     bare = views.forecast_frame({**ANSWER, "confidence_lower": None, "confidence_upper": None,
                                  "confidence_lower_80": None, "confidence_upper_80": None})
     assert bare["lower_95"].isna().all()
@@ -76,14 +75,15 @@ def test_past_predictions_become_a_table_newest_first_and_a_figure_per_source_an
          "target_date": "2015-01-01", "forecast": 101.0, "actual": 98.0},
         {**row, "source": "webapp", "issued_at": "2015-01-01T08:00:00Z", "model": "ets",
          "target_date": "2015-01-02", "forecast": 102.0, "actual": None}]}
-    frame = views.predictions_frame(payload)
+    frame = views.predictions_frame(payload, pd.DataFrame({"ds": pd.to_datetime(["2015-01-01"]), "actual": [98.0]}))
+    assert views.predictions_frame(payload)["actual"].isna().all()  # the warehouse could not be read
     table = views.predictions_table(frame)
     assert table[["target_date", "source", "issued_at", "forecast"]].values.tolist() == [
         ["2015-01-02", "webapp", "2015-01-01 08:00", 102.0], ["2015-01-01", "webapp", "2015-01-01 07:00", 101.0],
         ["2015-01-01", "scheduled", "2015-01-01 06:00", 100.0]]
     assert table["actual"].isna().tolist() == [True, False, False] and table["actual"].iloc[1] == 98.0
     figure = views.plot_predictions(frame)
-    assert [t.name for t in figure.data] == ["scheduled: ets", "webapp: ets", "actual (daily mean)"]
+    assert [t.name for t in figure.data] == ["scheduled: ets", "webapp: ets", "actual"]
     assert list(figure.data[1].y) == [101.0, 102.0]
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from helpers.core.settings import Settings, where
 from helpers.dashboard.client import DashboardError
+from helpers.data.series import SeriesNotFoundError, series_freq, steps_per_period
 from helpers.lifecycle import decisions
 from helpers.lifecycle.registry import ModelVersion, Registry
 from helpers.operate import monitoring
@@ -68,13 +69,20 @@ def read_warehouse(settings: Settings) -> Iterator[Warehouse]:
         warehouse.close()
 
 
-def actuals(settings: Settings, start: date, end: date) -> pd.DataFrame:
-    """The daily actual values (``ds``, ``actual``: the day's mean) from ``start`` to ``end``."""
+def actuals(settings: Settings, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+    """The daily actual values from ``start`` to ``end`` (either open): ``ds`` and ``actual``, on
+    the forecasts' scale, the daily total (the day's mean times the steps in a day, 48 for
+    half-hourly data), as :func:`helpers.operate.monitoring.forecasts_with_actuals` puts them."""
     with read_warehouse(settings) as warehouse:
         daily = warehouse.read_series("daily_series", settings.series_id)
+        try:
+            scale = steps_per_period(series_freq(warehouse, settings.series_id), "1D") if len(daily) else 1.0
+        except SeriesNotFoundError:  # days without a catalog entry (loaded by hand): their mean is all there is
+            scale = 1.0
     days = pd.to_datetime(daily["ts"])
-    keep = (days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))
-    return pd.DataFrame({"ds": days[keep].to_numpy(), "actual": daily.loc[keep, "y_mean"].astype(float).to_numpy()})
+    keep = (days >= pd.Timestamp(start or days.min())) & (days <= pd.Timestamp(end or days.max()))
+    return pd.DataFrame({"ds": days[keep].to_numpy(),
+                         "actual": (daily.loc[keep, "y_mean"].astype(float) * scale).to_numpy()})
 
 
 @dataclass(frozen=True)

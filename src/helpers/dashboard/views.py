@@ -72,11 +72,11 @@ def plot_forecast(forecast: pd.DataFrame, actuals: pd.DataFrame | None, model: s
                    "name": f"forecast ({model})", "line": {"color": FORECAST_COLOUR}})
     if actuals is not None and len(actuals):
         traces.append({"type": "scatter", "x": actuals["ds"], "y": actuals["actual"], "mode": "lines",
-                       "name": "actual (daily mean)", "line": {"color": ACTUAL_COLOUR}})
+                       "name": "actual", "line": {"color": ACTUAL_COLOUR}})
     title = f"Daily forecast of {model} with its 80% and 95% intervals"
     return go.Figure(data=traces, layout={
         "title": {"text": title}, "xaxis": {"title": {"text": "day"}},
-        "yaxis": {"title": {"text": f"demand{f' ({unit})' if unit else ''}, daily mean"}},
+        "yaxis": {"title": {"text": f"demand{f' ({unit})' if unit else ''}, daily total"}},
         "legend": {"orientation": "h", "y": -0.2}, "margin": {"t": 60}, "hovermode": "x unified"})
 
 
@@ -212,16 +212,20 @@ PREDICTION_TABLE = ("target_date", "source", "model", "issued_at", "horizon_step
                     "actual", "model_version")
 
 
-def predictions_frame(payload: dict[str, Any]) -> pd.DataFrame:
-    """``GET /predictions``' rows as a table (dates and times parsed), by target day then issue time."""
+def predictions_frame(payload: dict[str, Any], actuals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``GET /predictions``' rows as a table (dates and times parsed), by target day then issue time,
+    with ``actual`` from ``actuals`` (:func:`helpers.dashboard.data.actuals`: on the forecasts'
+    scale, the daily total; the service's ``actual`` is the day's mean) or missing without them."""
     frame = pd.DataFrame(payload["predictions"], columns=["prediction_id", "source", "series_id", "issued_at", "model",
                                                           "model_version", "fitted_until", "target_date",
                                                           "horizon_step", "forecast", "lower_80", "upper_80",
                                                           "lower_95", "upper_95", "actual"])
     frame["target_date"] = pd.to_datetime(frame["target_date"])
     frame["issued_at"] = pd.to_datetime(frame["issued_at"], utc=True, format="ISO8601").dt.tz_localize(None)
-    for name in ("forecast", "lower_80", "upper_80", "lower_95", "upper_95", "actual"):
+    for name in ("forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
         frame[name] = frame[name].astype(float)
+    known = actuals.set_index("ds")["actual"] if actuals is not None else pd.Series(dtype=float)
+    frame["actual"] = frame["target_date"].map(known).astype(float)
     return frame
 
 
@@ -246,10 +250,10 @@ def plot_predictions(frame: pd.DataFrame) -> go.Figure:
     known = frame.dropna(subset=["actual"]).drop_duplicates("target_date").sort_values("target_date")
     if len(known):
         traces.append({"type": "scatter", "x": known["target_date"], "y": known["actual"], "mode": "lines",
-                       "name": "actual (daily mean)", "line": {"color": ACTUAL_COLOUR}})
+                       "name": "actual", "line": {"color": ACTUAL_COLOUR}})
     return go.Figure(data=traces, layout={
         "title": {"text": "Past forecasts (the latest issue of each day) and the actual values"},
-        "xaxis": {"title": {"text": "target day"}}, "yaxis": {"title": {"text": "demand, daily mean"}},
+        "xaxis": {"title": {"text": "target day"}}, "yaxis": {"title": {"text": "demand, daily total"}},
         "legend": {"orientation": "h", "y": -0.2}, "margin": {"t": 60}})
 
 

@@ -5,11 +5,11 @@ from datetime import date
 import streamlit as st
 
 from helpers.dashboard import cached, views
-from helpers.dashboard.client import PREDICTION_SOURCES
+from helpers.dashboard.client import PREDICTION_SOURCES, DashboardError
 
 st.title("Past predictions")
 st.caption("Forecasts issued for target days in the range (GET /predictions): by the dashboard (webapp), the "
-           "operating cycles (scheduled) or other clients (api), with the actual value once a cycle has it.")
+           "operating cycles (scheduled) or other clients (api), with the actual value once it is in the warehouse.")
 left, middle, right = st.columns(3)
 days = left.date_input("Target days (leave empty for all)", value=(), min_value=date(1900, 1, 1),
                        max_value=date(2100, 12, 31), format="YYYY-MM-DD")
@@ -23,9 +23,13 @@ if payload["count"] == 0:
     st.info(f"No forecast from source {source} for these days yet. Forecasts from this dashboard appear at once; "
             "scheduled ones after an operating cycle (`make operate`).")
     st.stop()
-frame = views.predictions_frame(payload)
-snapshot = payload.get("snapshot_utc")
-st.caption("Actual values as of the last cycle" + (f" ({snapshot})." if snapshot else " (none folded yet)."))
+try:
+    actuals = cached.read("actuals")
+except DashboardError as exc:
+    actuals = None
+    st.warning(f"The actual values are not shown: {exc}")
+frame = views.predictions_frame(payload, actuals)
+st.caption("Actual values: the daily totals in the warehouse (read-only), on the forecasts' scale.")
 st.plotly_chart(views.plot_predictions(frame), width="stretch")
 table = views.predictions_table(frame)
 st.dataframe(table, hide_index=True)
