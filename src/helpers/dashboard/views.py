@@ -238,15 +238,19 @@ def predictions_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_predictions(frame: pd.DataFrame) -> go.Figure:
-    """Each source's forecasts (the latest issue per model and day) against the actual values."""
+    """Each source's forecasts (the latest issue per model and day) against the actual values: a
+    colour per source, a marker shape per model."""
     import plotly.graph_objects as go
 
     palette = {"webapp": "#9467bd", "scheduled": FORECAST_COLOUR, "api": "#ff7f0e"}
     latest = frame.sort_values("issued_at").groupby(["source", "model", "target_date"], as_index=False).last()
+    symbols = ("circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down")
+    shapes = {model: symbols[k % len(symbols)] for k, model in enumerate(sorted(latest["model"].unique()))}
     traces: list[dict[str, Any]] = []
     for (source, model), part in latest.groupby(["source", "model"], sort=True):
         traces.append({"type": "scatter", "x": part["target_date"], "y": part["forecast"], "mode": "markers",
-                       "name": f"{source}: {model}", "marker": {"color": palette.get(str(source)), "size": 6}})
+                       "name": f"{source}: {model}",
+                       "marker": {"color": palette.get(str(source)), "size": 6, "symbol": shapes[model]}})
     known = frame.dropna(subset=["actual"]).drop_duplicates("target_date").sort_values("target_date")
     if len(known):
         traces.append({"type": "scatter", "x": known["target_date"], "y": known["actual"], "mode": "lines",
