@@ -143,7 +143,7 @@ def test_monitoring_shows_the_statuses_the_alerts_and_the_charts_from_the_wareho
     alerts = at.dataframe[1].value
     assert alerts["condition"].tolist() == ["data_quality:invalid_share"]
     assert any("Last decision" in text for text in texts(at, "markdown"))
-    assert len(at.get("plotly_chart")) >= 8
+    assert len(at.get("plotly_chart")) == 13  # every figure of the monitoring page
 
 
 def test_data_quality_shows_files_runs_errors_and_the_quarantine(live):

@@ -16,9 +16,9 @@ else:
                         "rows_quarantined", "invalid_share"]].assign(invalid_share=lambda f: 100 * f["invalid_share"])
     st.dataframe(views.people_table(files.rename(columns={"invalid_share": "invalid (%)"}), digits=2)
                  .sort_values("processed_at", ascending=False), hide_index=True)
-    st.plotly_chart(monitoring.plot_errors_by_kind(view.quality), width="stretch")
-    st.plotly_chart(monitoring.plot_rows(view.quality), width="stretch")
-    st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds), width="stretch")
+    st.plotly_chart(monitoring.plot_errors_by_kind(view.quality))
+    st.plotly_chart(monitoring.plot_rows(view.quality))
+    st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds))
 st.subheader("Ingest runs")
 if view.runs.empty:
     st.info("No ingest has run for this series yet (`make run` loads the source file).")

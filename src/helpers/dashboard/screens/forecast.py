@@ -37,7 +37,7 @@ try:
 except DashboardError as exc:
     actuals = None
     st.warning(f"The actual values are not shown: {exc}")
-st.plotly_chart(views.plot_forecast(forecast, actuals, answer["model_used"]), width="stretch")
+st.plotly_chart(views.plot_forecast(forecast, actuals, answer["model_used"]))
 st.markdown(f"**{answer['model_used']}**: cross-validated MAE {answer['mae']:.2f}, RMSE {answer['rmse']:.2f}; "
             f"artifact made {answer['last_updated'][:16].replace('T', ' ')} UTC.")
 st.dataframe(views.people_table(forecast), hide_index=True)

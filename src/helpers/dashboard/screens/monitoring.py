@@ -28,21 +28,25 @@ def live() -> None:
         st.dataframe(views.alerts_table(view.alerts), hide_index=True)
     st.subheader("Retraining")
     st.markdown(decisions.summary(view.decisions, cached.settings().retrain_every_days))
-    st.subheader("Accuracy")
-    st.markdown(monitoring.describe_inputs(view.forecasts, view.files, view.drift, view.reference))
-    st.plotly_chart(monitoring.plot_error_over_time(monitoring.error_over_time(view.forecasts)), width="stretch")
-    st.plotly_chart(monitoring.plot_error_by_horizon(monitoring.error_by_horizon(view.forecasts)), width="stretch")
-    st.plotly_chart(monitoring.plot_coverage_over_time(monitoring.coverage_over_time(view.forecasts), view.thresholds),
-                    width="stretch")
-    st.plotly_chart(monitoring.plot_forecast_vs_actual(view.forecasts, days=view.thresholds.window_days),
-                    width="stretch")
-    st.subheader("Drift")
-    st.dataframe(monitoring.drift_summary(view.drift), hide_index=True)
-    st.plotly_chart(monitoring.plot_drift_psi(view.drift, view.thresholds), width="stretch")
-    st.plotly_chart(monitoring.plot_deseasonalised(view.drift), width="stretch")
-    st.subheader("Data quality of the inbox files")
-    st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds), width="stretch")
-    st.plotly_chart(monitoring.plot_files(view.files, view.thresholds), width="stretch")
-
+    accuracy, drift, quality = st.tabs(["Accuracy", "Drift", "Data quality"])
+    with accuracy:
+        st.markdown(monitoring.describe_inputs(view.forecasts, view.files, view.drift, view.reference))
+        st.plotly_chart(monitoring.plot_error_over_time(monitoring.error_over_time(view.forecasts)))
+        st.plotly_chart(monitoring.plot_error_by_horizon(monitoring.error_by_horizon(view.forecasts)))
+        st.plotly_chart(monitoring.plot_coverage_over_time(monitoring.coverage_over_time(view.forecasts),
+                                                           view.thresholds))
+        st.plotly_chart(monitoring.plot_forecast_vs_actual(view.forecasts, days=view.thresholds.window_days))
+    with drift:
+        st.dataframe(monitoring.drift_summary(view.drift), hide_index=True)
+        st.plotly_chart(monitoring.plot_drift_psi(view.drift, view.thresholds))
+        st.plotly_chart(monitoring.plot_drift_ecdf(view.drift))
+        st.plotly_chart(monitoring.plot_deseasonalised(view.drift))
+        st.plotly_chart(monitoring.plot_seasonal_profile(view.drift))
+    with quality:
+        st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds))
+        st.plotly_chart(monitoring.plot_rows(view.quality))
+        st.plotly_chart(monitoring.plot_errors_by_kind(view.quality))
+        st.plotly_chart(monitoring.plot_criticality(view.quality))
+        st.plotly_chart(monitoring.plot_files(view.files, view.thresholds))
 
 live()
