@@ -211,6 +211,15 @@ def test_every_page_draws_in_a_browser_without_an_error(live, tmp_path_factory, 
         print(f"\ndashboard screenshots: {shots}")
 
 
+def test_the_forecast_is_drawn_without_actuals_when_the_warehouse_is_missing(live, monkeypatch, tmp_path):
+    monkeypatch.setenv("HELPERS_WAREHOUSE_PATH", str(tmp_path / "none.duckdb"))
+    at = page("forecast")
+    assert not at.exception and not at.error
+    assert "The actual values are not shown: There is no warehouse at" in at.warning[0].value
+    (chart,) = at.get("plotly_chart")
+    assert "actual" not in [trace.get("name") for trace in json.loads(chart.proto.spec)["data"]]
+
+
 def test_an_empty_warehouse_and_log_are_said_on_each_page_not_errors(live, monkeypatch, tmp_path):
     from helpers.warehouse import Warehouse
 

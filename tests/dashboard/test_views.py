@@ -32,8 +32,10 @@ def test_a_forecast_answer_becomes_a_table_with_both_intervals_and_a_figure_with
 
 
 def test_people_tables_show_days_and_rounded_numbers():
-    frame = pd.DataFrame({"day": pd.to_datetime(["2015-01-01"]), "value": [1.23456], "n": [3]})
-    assert views.people_table(frame).to_dict("records") == [{"day": "2015-01-01", "value": 1.2, "n": 3}]
+    frame = pd.DataFrame({"day": pd.to_datetime(["2015-01-01"]), "value": [1.23456], "n": [3],
+                          "at": pd.to_datetime(["2015-01-01 06:30"])})
+    assert views.people_table(frame).to_dict("records") == [{"day": "2015-01-01", "value": 1.2, "n": 3,
+                                                             "at": "2015-01-01 06:30"}]
 
 
 def test_a_batch_keeps_its_rows_and_covariates_and_asks_for_runs_of_days():

@@ -81,11 +81,13 @@ def plot_forecast(forecast: pd.DataFrame, actuals: pd.DataFrame | None, model: s
 
 
 def people_table(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """``frame`` for reading: dates as YYYY-MM-DD, numbers rounded to ``digits`` decimals."""
+    """``frame`` for reading: days as YYYY-MM-DD (times as YYYY-MM-DD HH:MM where a column has
+    any), numbers rounded to ``digits`` decimals."""
     out = frame.copy()
     for name in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[name]):
-            out[name] = out[name].dt.strftime("%Y-%m-%d")
+            timed = (out[name].dropna() != out[name].dropna().dt.normalize()).any()
+            out[name] = out[name].dt.strftime("%Y-%m-%d %H:%M" if timed else "%Y-%m-%d")
         elif pd.api.types.is_float_dtype(out[name]):
             out[name] = out[name].round(digits)
     return out
