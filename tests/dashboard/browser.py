@@ -64,8 +64,8 @@ class Browser:
         raise AssertionError(f"{url} did not finish within {timeout} s: {self.evaluate('document.body.innerText')[:500]}")
 
     def screenshot(self, path: Path) -> Path:
-        """The whole page as a PNG at ``path``."""
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        """The window as a PNG at ``path`` (the window, not beyond: resizing to the page slides Streamlit's sidebar)."""
+        data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

@@ -57,8 +57,9 @@ def make_history(folder: Path) -> History:
     shutil.copy(DQ / "missing_value.csv", settings.inbox_dir / "missing_value.csv")
     with Warehouse.from_settings(settings) as warehouse:
         intake.process_inbox(settings, warehouse, "c1", now=datetime(2015, 1, 5, 6))
-        add_actuals(warehouse, SERIES, {f"2014-12-{d:02d}": 100.0 + d for d in range(1, 32)}
-                    | {f"2015-01-{d:02d}": 99.0 + d for d in range(1, 6)})
+        # daily means whose daily totals (48 half-hours) are near the artifact's forecasts
+        add_actuals(warehouse, SERIES, {f"2014-12-{d:02d}": (100.0 + d) / 48 for d in range(1, 32)}
+                    | {f"2015-01-{d:02d}": (99.0 + d) / 48 for d in range(1, 6)})
         log_scheduled(warehouse, artifact_forecasts(PAYLOAD, issued_at="2015-01-01 06:00"))
         write_predictions_snapshot(warehouse, folder / "log" / SNAPSHOT_NAME)  # as a cycle's fold does
         champion = Score(1, "ets", 12.1, 15.5, 0.75, 0.93, ())
