@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PLOOMBER_STATS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: help install tools run test cov bench serve scheduled-run operate replay models promote rollback mlflow-ui \
+.PHONY: help install tools run test cov bench serve dashboard scheduled-run operate replay models promote rollback mlflow-ui \
   clean distclean
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make cov    - the whole test suite under coverage; fails below 90% of src/helpers"
 	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json, print the targets table"
 	@echo "make serve  - serve the registry's champion on http://127.0.0.1:8000 (POST /predict, GET /metrics), following promotions"
+	@echo "make dashboard - the Streamlit dashboard on http://127.0.0.1:8501 (FROM=replay: against make replay's folder)"
 	@echo "make scheduled-run - one unattended run into runs/<time>/, published to reports/ on success"
 	@echo "make operate - one operating cycle: inbox -> refit -> forecast log -> monitoring -> alerts"
 	@echo "make replay - replay the data after REPLAY_TRAIN_UNTIL week by week through the cycle, into replay/"
@@ -80,8 +81,20 @@ cov: $(STAMP)
 bench: $(STAMP) tools
 	$(BIN)/python bench/run.py --output bench/results.json
 
+# FROM=<folder> (make replay's `replay`) points the service and the dashboard at that folder's
+# warehouse, registry, products and forecast log instead of the project's.
+FROM ?=
+FROM_ENV = $(if $(FROM),HELPERS_WAREHOUSE_PATH=$(FROM)/warehouse.duckdb HELPERS_MLFLOW_DIR=$(FROM)/mlflow \
+  HELPERS_PRODUCTS=$(FROM)/products HELPERS_FORECAST_LOG_DIR=$(FROM)/forecast_log)
 serve: $(STAMP)
-	$(BIN)/python -m helpers.app.service
+	$(FROM_ENV) $(BIN)/python -m helpers.app.service
+
+# The dashboard asks the service at dashboard_service_url (start it with make serve) and reads
+# the warehouse read-only. Streamlit's usage statistics are off.
+DASHBOARD_PORT ?= 8501
+dashboard: $(STAMP)
+	$(FROM_ENV) $(BIN)/python -m streamlit run src/helpers/dashboard/app.py --server.address 127.0.0.1 \
+	  --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false
 
 scheduled-run: $(STAMP)
 	$(BIN)/python -m helpers.app.scheduler

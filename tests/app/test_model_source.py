@@ -148,6 +148,8 @@ def check_every_answer(answers: list[tuple[dict, int, bytes]], payloads: list[di
         expected = {"dates": [d[:10] for d in path["ds"][i:j]], "forecast": path["mean"][i:j],
                     "confidence_lower": path["lo-95"][i:j] if request["include_confidence"] else None,
                     "confidence_upper": path["hi-95"][i:j] if request["include_confidence"] else None,
+                    "confidence_lower_80": path["lo-80"][i:j] if request["include_confidence"] else None,
+                    "confidence_upper_80": path["hi-80"][i:j] if request["include_confidence"] else None,
                     "model_used": request["model"], "rmse": model["cv"]["rmse"], "mae": model["cv"]["mae"],
                     "last_updated": p["created_utc"]}
         assert body == expected, (request, body)

@@ -44,6 +44,8 @@ def test_predict_slices_the_artifact_and_reports_its_cv_metrics(client):
     assert body["forecast"] == forecast["mean"][:14]
     assert body["confidence_lower"] == forecast["lo-95"][:14]
     assert body["confidence_upper"] == forecast["hi-95"][:14]
+    assert body["confidence_lower_80"] == forecast["lo-80"][:14]
+    assert body["confidence_upper_80"] == forecast["hi-80"][:14]
     assert body["model_used"] == "ensemble"
     assert (body["rmse"], body["mae"]) == (12.0, 10.0)
     assert body["last_updated"] == PAYLOAD["created_utc"]
@@ -168,6 +170,36 @@ def test_predictions_after_a_fold_come_with_their_actual_values_and_the_schedule
         ("ets", 30), ("holt_winters", 30), ("ensemble", 30)}
 
 
+def test_the_dashboards_requests_are_logged_as_webapp_both_ways(logged):
+    """``X-Request-Source: webapp`` (the dashboard) is logged as source webapp, on the direct path
+    and through FastAPI's (a body with the fields in another form takes that one)."""
+    webapp = {"X-Request-Source": "webapp"}
+    direct = logged.post("/predict", json={"start_date": "2015-01-01", "end_date": "2015-01-02"}, headers=webapp)
+    routed = logged.post("/predict", content=b'{"start_date": "2015-01-03", "end_date": "2015-01-03", "model": null}',
+                         headers={**webapp, "content-type": "application/json; charset=utf-8"})
+    named_api = logged.post("/predict", json={"start_date": "2015-01-04", "end_date": "2015-01-04"},
+                            headers={"X-Request-Source": "api"})
+    assert direct.status_code == routed.status_code == named_api.status_code == 200
+    assert direct.json()["confidence_lower_80"] == PAYLOAD["models"]["ets"]["forecast"]["lo-80"][:2]
+    mine = logged.get("/predictions", params={"source": "webapp"}).json()["predictions"]
+    assert [(r["target_date"], r["source"]) for r in mine] == [
+        ("2015-01-01", "webapp"), ("2015-01-02", "webapp"), ("2015-01-03", "webapp")]
+    api = logged.get("/predictions", params={"source": "api"}).json()["predictions"]
+    assert [r["target_date"] for r in api] == ["2015-01-04"]
+    health = logged.get("/health").json()["forecast_log"]
+    assert health["written_rows"] == 4
+    assert (health["by_source"]["webapp"]["written_rows"], health["by_source"]["api"]["written_rows"]) == (3, 1)
+
+
+@pytest.mark.parametrize("value", ["dashboard", "WEBAPP", ""])
+def test_an_unknown_request_source_is_a_422_naming_the_allowed_ones(client, value):
+    response = client.post("/predict", json={"start_date": "2015-01-01", "end_date": "2015-01-02"},
+                           headers={"X-Request-Source": value})
+    assert response.status_code == 422
+    assert re.search(r"x-request-source: .*expected one of api, webapp \(the header X-Request-Source",
+                     response.json()["detail"]), response.json()["detail"]
+
+
 def test_stopping_the_service_closes_its_log_file_for_the_fold(artifact_file, tmp_path):
     with TestClient(service.create_app(artifact_file, forecast_log_dir=tmp_path, flush_seconds=600)) as client:
         predict(client)
@@ -179,7 +211,7 @@ def test_stopping_the_service_closes_its_log_file_for_the_fold(artifact_file, tm
     ({"start_date": "2015-02-30"}, "start_date: .*expected an ISO 8601 day"),
     ({"end_date": "yesterday"}, "end_date: .*expected an ISO 8601 day"),
     ({"start_date": "2015-01-14", "end_date": "2015-01-01"}, "start_date 2015-01-14 is after end_date 2015-01-01"),
-    ({"source": "web"}, "source: .*expected one of api, scheduled, all"),
+    ({"source": "web"}, "source: .*expected one of api, scheduled, webapp, all"),
     ({"sorce": "api"}, "unknown query parameter 'sorce'; allowed: start_date, end_date, source"),
 ])
 def test_bad_prediction_queries_get_422_saying_what_is_allowed(client, query, message):

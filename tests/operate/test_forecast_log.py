@@ -167,6 +167,20 @@ def test_fold_adds_the_closed_files_once_writes_the_snapshot_and_deletes_them(wa
     assert fold_logs(warehouse, log_dir) == 0  # nothing closed: nothing to do
 
 
+def test_the_dashboards_writer_logs_its_forecasts_as_webapp_beside_the_apis(warehouse, log_dir):
+    """The service keeps a writer per request source (``X-Request-Source``); the fold keeps each row's source."""
+    for source, (start, stop) in {"api": (0, 2), "webapp": (2, 5)}.items():
+        writer = ForecastLogWriter(log_dir, source=source)
+        writer.record(PATH, start, stop)
+        writer.close()
+    assert sorted(p.name.split("-")[0] for p in log_dir.glob("*.jsonl")) == ["api", "webapp"]
+    assert fold_logs(warehouse, log_dir) == 5
+    table = logged(warehouse)
+    assert table["source"].tolist() == ["api", "api", "webapp", "webapp", "webapp"]
+    with pytest.raises(ValueError, match="source must be one of api, scheduled, webapp, got 'web'"):
+        ForecastLogWriter(log_dir, source="web")
+
+
 @ONE_BACKEND
 def test_fold_takes_over_the_file_of_a_writer_that_died_and_skips_its_torn_line(warehouse, log_dir, capsys):
     writer = ForecastLogWriter(log_dir)

@@ -9,23 +9,25 @@ new champion is loaded off the event loop and swapped in with one assignment, a 
 incompatible one is refused while the old one keeps serving.
 
 - ``POST /predict``: ``{"start_date", "end_date", "model", "include_confidence"}`` to the
-  forecast for those days with its 95% interval (as the model comparison chose it: calibrated
+  forecast for those days with its 95% interval (and its 80% one) (as the model comparison chose it: calibrated
   on the backtest folds, or the model's own where that came closer to 95%) and the model's cross-validated RMSE and MAE, the numbers the
   model-comparison report shows;
 - ``GET /models``: the models, their metrics, each interval's nominal and achieved coverage
   on the evaluation folds, the forecastable date range, the served version with its lineage,
   and the registry's challenger;
-- ``GET /predictions?start_date=&end_date=&source=api|scheduled|all``: the forecasts issued
-  for target days in that range, by the endpoint (api) and by the cycles (scheduled), with the
-  actual value where the last cycle knew it (``helpers.operate.forecast_log``);
+- ``GET /predictions?start_date=&end_date=&source=api|scheduled|webapp|all``: the forecasts
+  issued for target days in that range, by the endpoint (api, or webapp for the dashboard's
+  requests) and by the cycles (scheduled), with the actual value where the last cycle knew it
+  (``helpers.operate.forecast_log``);
 - ``GET /health``: liveness, which artifact (version) is served, what the service follows
   (its last check and last refusal), and the forecast log's counts;
 - ``GET /metrics``: Prometheus metrics (:mod:`helpers.app.metrics`): requests by route and
   status, latency, predictions served, the served model, the last data and the last cycle's
   monitoring signals. ``--no-metrics`` turns them off (benchmarks).
 
-Every forecast ``/predict`` serves is logged (``helpers.operate.forecast_log``): the request
-only queues it; a task of the app writes the queue every ``forecast_log_flush_seconds`` to
+Every forecast ``/predict`` serves is logged (``helpers.operate.forecast_log``), as source
+``api``, or ``webapp`` when the request carries the header ``X-Request-Source: webapp`` (the
+dashboard's; any other value is a 422 naming the allowed ones): the request only queues it; a task of the app writes the queue every ``forecast_log_flush_seconds`` to
 the service's own files in ``forecast_log_dir``, which each cycle folds into the warehouse.
 The service never opens the warehouse. ``--no-forecast-log`` turns the log off (benchmarks).
 
@@ -58,7 +60,7 @@ from time import perf_counter
 from typing import Any, Literal
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,10 +68,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from helpers.app.metrics import CONTENT_TYPE, ServiceMetrics
 from helpers.app.model_source import ARTIFACT_ENV, ARTIFACT_LINEAGE, ModelFollower, source_for
 from helpers.forecast.artifact import LEVELS, ArtifactError, load_artifact
-from helpers.operate.forecast_log import SOURCES, ForecastLogWriter, ForecastPath, PredictionReader
+from helpers.operate.forecast_log import (
+    REQUEST_SOURCES, SOURCES, ForecastLogWriter, ForecastPath, PredictionReader,
+)
 from helpers.operate.signal_snapshot import SIGNALS_NAME
 
 INTERVAL = ("lo-95", "hi-95")
+#: The header a client of POST /predict names its source with (lower case, as ASGI gives it).
+SOURCE_HEADER = b"x-request-source"
+#: Its allowed values as the direct path compares them.
+_REQUEST_SOURCES = frozenset(source.encode() for source in REQUEST_SOURCES)
 #: Serialised /predict answers kept (1 to 3 kB each for a 28-day horizon); a model with a
 #: horizon of n days has n(n+1) of them (every day range, with and without the interval).
 ANSWER_CACHE = 4096
@@ -92,6 +100,8 @@ class PredictResponse(BaseModel):
     forecast: list[float]
     confidence_lower: list[float] | None
     confidence_upper: list[float] | None
+    confidence_lower_80: list[float] | None = Field(description="the served 80% interval (the dashboard draws both)")
+    confidence_upper_80: list[float] | None
     model_used: str
     rmse: float
     mae: float
@@ -104,7 +114,7 @@ class Problem(BaseModel):
 
 class Prediction(BaseModel):
     prediction_id: str
-    source: Literal["api", "scheduled"]
+    source: Literal["api", "scheduled", "webapp"]
     series_id: str
     issued_at: str = Field(description="UTC, ISO 8601")
     model: str
@@ -215,6 +225,8 @@ class Forecasts:
                 "dates": served.dates[i:j], "forecast": served.mean[i:j],
                 "confidence_lower": served.lower[i:j] if include_confidence else None,
                 "confidence_upper": served.upper[i:j] if include_confidence else None,
+                "confidence_lower_80": served.issued.lower_80[i:j] if include_confidence else None,
+                "confidence_upper_80": served.issued.upper_80[i:j] if include_confidence else None,
                 "model_used": served.name, "rmse": served.metrics["rmse"], "mae": served.metrics["mae"],
                 "last_updated": self.last_updated,
             })
@@ -245,6 +257,18 @@ def default_artifact() -> Path:
     return load_settings().products / "model" / "forecast_artifact.json"
 
 
+def _log_stats(api: ForecastLogWriter | None, webapp: ForecastLogWriter | None) -> dict[str, Any] | None:
+    """``GET /health``'s forecast log: rows written, dropped and pending summed over the writers
+    of both request sources, the latest error, and each writer's own counts (``by_source``)."""
+    if api is None or webapp is None:
+        return None
+    by_source = {"api": api.stats(), "webapp": webapp.stats()}
+    errors = [s["last_error"] for s in by_source.values() if s["last_error"]]
+    return {"dir": str(api.log_dir), **{key: sum(s[key] for s in by_source.values())
+                                        for key in ("written_rows", "dropped_rows", "pending_forecasts")},
+            "last_error": errors[-1] if errors else None, "by_source": by_source}
+
+
 def _problem(message: str) -> ORJSONBytes:
     return ORJSONBytes({"detail": message}, status_code=422)
 
@@ -261,10 +285,12 @@ def _describe(errors: list[dict[str, Any]]) -> str:
         "model": "a model name from GET /models (or leave it out for the selected model)",
         "include_confidence": "true or false",
     }
-    accepts = {**allowed, "source": f"one of {', '.join(SOURCES)}, all"}
+    accepts = {**allowed, "source": f"one of {', '.join(SOURCES)}, all",
+               SOURCE_HEADER.decode(): f"one of {', '.join(REQUEST_SOURCES)} (the header X-Request-Source; "
+                                       "leave it out for api)"}
     parts = []
     for error in errors:
-        loc = [str(x) for x in error.get("loc", ()) if x not in ("body", "query")]
+        loc = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "header")]
         field = loc[0] if loc else "body"
         if error.get("type") == "extra_forbidden":
             parts.append(f"unknown field {field!r}; allowed fields: {', '.join(allowed)}")
@@ -382,7 +408,7 @@ class ForecastService(FastAPI):
     async def predict_directly(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         """Answer the request if it is an ordinary one (see the class); otherwise return the
         ``receive`` FastAPI should read it with (the messages read here first)."""
-        length = content_type = None
+        length = content_type = source = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if length is not None:
@@ -394,6 +420,10 @@ class ForecastService(FastAPI):
                 content_type = value
             elif name == b"transfer-encoding":
                 return receive
+            elif name == SOURCE_HEADER:
+                if source is not None or value not in _REQUEST_SOURCES:
+                    return receive  # FastAPI's path answers it (422 for a value not allowed)
+                source = value
         if content_type != b"application/json" or length is None or not 0 < len(length) < 10 \
                 or not length.isdigit() or int(length) > self.max_request_bytes:
             return receive
@@ -413,7 +443,7 @@ class ForecastService(FastAPI):
         if checked is None:
             return _replay(messages, receive)
         body, issued, i, j = checked
-        log: ForecastLogWriter | None = self.state.log
+        log: ForecastLogWriter | None = self.state.log if source is None or source == b"api" else self.state.webapp_log
         if log is not None:
             log.record(issued, i, j)  # queued only: written by the flusher
         if self.metrics is not None:
@@ -502,6 +532,8 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         app.state.forecasts = source.served if source.served is not None else source.start()
         app.state.predictions = PredictionReader(forecast_log_dir)
         app.state.log = ForecastLogWriter(forecast_log_dir, flush_seconds) if log_forecasts else None
+        app.state.webapp_log = (ForecastLogWriter(forecast_log_dir, flush_seconds, source="webapp")
+                                if log_forecasts else None)
         telemetry = getattr(app, "_native_telemetry", None)  # FastAPI's OpenTelemetry bridge
         app.direct = telemetry is None or not telemetry.enabled()  # see ForecastService
         if freeze_gc:
@@ -516,8 +548,9 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         if sighup:
             loop.add_signal_handler(signal.SIGHUP, source.wake)
         tasks = [asyncio.create_task(source.run(swap))]
-        if app.state.log is not None:
-            tasks.append(asyncio.create_task(app.state.log.run()))
+        for log in (app.state.log, app.state.webapp_log):
+            if log is not None:
+                tasks.append(asyncio.create_task(log.run()))
         try:
             yield
         finally:
@@ -527,8 +560,9 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             source.close()
-            if app.state.log is not None:
-                app.state.log.close()  # what is left, and the file closed for the fold (a no-op if the flusher did it)
+            for log in (app.state.log, app.state.webapp_log):
+                if log is not None:
+                    log.close()  # what is left, and the file closed for the fold (a no-op if the flusher did it)
 
     app = ForecastService(title="Demand forecast", version="1", lifespan=lifespan,
                           description="Daily electricity demand forecasts from the model-comparison artifact.")
@@ -553,11 +587,10 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         (mode, last check, last refusal), and the forecast log's counts (null when off): rows
         written, rows dropped because they could not be written, and the last error."""
         f: Forecasts = request.app.state.forecasts
-        log: ForecastLogWriter | None = request.app.state.log
         return ORJSONBytes({"status": "ok", "artifact": f.origin, "series_id": f.series_id,
                             "selected_model": f.selected, "last_updated": f.last_updated, "served_version": f.version,
                             "model_source": request.app.state.model_source.status(),
-                            "forecast_log": None if log is None else log.stats()})
+                            "forecast_log": _log_stats(request.app.state.log, request.app.state.webapp_log)})
 
     @app.get("/models", response_class=ORJSONBytes)
     async def models(request: Request) -> ORJSONBytes:
@@ -579,7 +612,10 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
 
     @app.post("/predict", response_class=ORJSONBytes, response_model=PredictResponse,
               responses={422: {"model": Problem, "description": "the request cannot be served; detail says why"}})
-    async def predict(body: PredictRequest, request: Request) -> ORJSONBytes:
+    async def predict(body: PredictRequest, request: Request,
+                      x_request_source: Literal["api", "webapp"] = Header(
+                          "api", description="who asks: webapp for the dashboard; logged as the forecast's source"),
+                      ) -> ORJSONBytes:
         """The forecast for ``start_date`` to ``end_date`` (inclusive) from one model."""
         f: Forecasts = request.app.state.forecasts
         name = f.selected if body.model is None else body.model
@@ -594,8 +630,9 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         if body.start_date.isoformat() < first or body.end_date.isoformat() > last:
             return _problem(f"the range {body.start_date}..{body.end_date} is outside the forecastable window "
                             f"{first}..{last}")
-        if request.app.state.log is not None:
-            request.app.state.log.record(served.issued, i, j)  # queued only: written by the flusher
+        log = request.app.state.log if x_request_source == "api" else request.app.state.webapp_log
+        if log is not None:
+            log.record(served.issued, i, j)  # queued only: written by the flusher
         if request.app.metrics is not None:
             request.app.metrics.served(served.name, j - i)
         return Response(f.answer(served, i, j, body.include_confidence), media_type="application/json")
@@ -606,7 +643,7 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
         request: Request,
         start_date: date | None = Query(None, description="first target day, ISO 8601 (omitted: no lower bound)"),
         end_date: date | None = Query(None, description="last target day, inclusive (omitted: no upper bound)"),
-        source: Literal["api", "scheduled", "all"] = Query("all", description="who issued the forecasts"),
+        source: Literal["api", "scheduled", "webapp", "all"] = Query("all", description="who issued the forecasts"),
     ) -> ORJSONBytes:
         """Past predictions for target days from ``start_date`` to ``end_date``, with the actual
         value where known (as of the last cycle), by target day then issue time."""
@@ -615,8 +652,9 @@ def create_app(artifact: str | Path | None = None, max_request_bytes: int | None
             return _problem(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(PREDICTIONS_QUERY)}")
         if start_date and end_date and start_date > end_date:
             return _problem(f"start_date {start_date} is after end_date {end_date}")
-        if request.app.state.log is not None:
-            request.app.state.log.flush()  # what this service served until now is in its files
+        for log in (request.app.state.log, request.app.state.webapp_log):
+            if log is not None:
+                log.flush()  # what this service served until now is in its files
         reader: PredictionReader = request.app.state.predictions
         # file reads and parsing: in a thread, so a large log does not hold up /predict
         return ORJSONBytes(await asyncio.to_thread(reader.select, start_date, end_date, source))

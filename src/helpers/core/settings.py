@@ -367,6 +367,10 @@ class Settings:
     retrain_every_days: int
     retrain_margin: float
     retrain_folds: int
+    dashboard_service_url: str
+    dashboard_timeout_seconds: float
+    dashboard_cache_seconds: float
+    dashboard_refresh_seconds: float
     #: What reading the settings decided that the user did not set (see the module docstring).
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -548,6 +552,13 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
     if weekday not in WEEKDAYS:
         raise fail("summary_weekday", f"must be one of {', '.join(WEEKDAYS)}", raw["summary_weekday"])
     log_dir, flush_seconds = forecast_log_settings(raw)
+    service_url = _required_text(raw, "dashboard_service_url").rstrip("/")
+    parts = urlsplit(service_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise fail("dashboard_service_url", "must be the forecast service's http(s) address, such as "
+                   "http://127.0.0.1:8000 (no path)", raw["dashboard_service_url"])
+    if parts.username or parts.password:  # the value is not echoed: it holds a password
+        raise fail("dashboard_service_url", "must not carry credentials (user:password@)", "...")
     return {
         "inbox_dir": resolve(_required_text(raw, "inbox_dir")),
         "archive_dir": resolve(_required_text(raw, "archive_dir")),
@@ -582,6 +593,11 @@ def _operate_settings(raw: dict[str, Any]) -> dict[str, Any]:
         "retrain_every_days": _whole(raw, "retrain_every_days", 1, 366),
         "retrain_margin": _number(raw, "retrain_margin", 0.0, 0.5),
         "retrain_folds": _whole(raw, "retrain_folds", 1, 52),
+        # the dashboard (helpers.dashboard)
+        "dashboard_service_url": service_url,
+        "dashboard_timeout_seconds": _number(raw, "dashboard_timeout_seconds", 0.0, 600.0, strict=True),
+        "dashboard_cache_seconds": _number(raw, "dashboard_cache_seconds", 0.0, 86400.0),
+        "dashboard_refresh_seconds": _number(raw, "dashboard_refresh_seconds", 0.0, 86400.0, strict=True),
     }
 
 

@@ -1,17 +1,19 @@
 """The forecast log: every forecast the system issues, kept in the warehouse's ``forecast_log``.
 
-Two sources write it:
+Three sources write it:
 
 - ``scheduled``: the forecasts each cycle makes from the latest data, inserted straight into
   the warehouse by :func:`log_scheduled` (the cycle holds the warehouse anyway);
-- ``api``: every forecast ``POST /predict`` serves. The service must not open the warehouse
+- ``api`` and ``webapp``: every forecast ``POST /predict`` serves, ``webapp`` when the client
+  said it is the dashboard (header ``X-Request-Source: webapp``; :data:`REQUEST_SOURCES`). The
+  service keeps one writer per source. The service must not open the warehouse
   (DuckDB allows one writing process per file), so :class:`ForecastLogWriter` appends them
   to files of its own in ``forecast_log_dir``, and each cycle folds the closed files in
   (:func:`fold_logs`).
 
 The files and their life
 ------------------------
-A writer appends JSON lines to ``api-<pid>-<start>-<token>-<n>.open``, a file no other
+A writer appends JSON lines to ``<source>-<pid>-<start>-<token>-<n>.open``, a file no other
 process writes, and holds an exclusive ``flock`` on it while it is open. Every
 ``rotate_seconds`` (or ``rotate_bytes``), and when the service stops, it fsyncs the file,
 renames it to ``.jsonl`` and starts a new one at its next write. A ``.jsonl`` file is
@@ -70,7 +72,9 @@ if TYPE_CHECKING:
 
     from helpers.warehouse import Warehouse
 
-SOURCES = ("api", "scheduled")
+SOURCES = ("api", "scheduled", "webapp")
+#: The sources a client of ``POST /predict`` may name (``X-Request-Source``); ``api`` when it names none.
+REQUEST_SOURCES = ("api", "webapp")
 SNAPSHOT_NAME = "predictions.json"
 #: The warehouse table's columns (``TABLE_COLUMNS["forecast_log"]``, repeated here so the
 #: service need not import the warehouse client and pandas with it).
@@ -583,7 +587,7 @@ class PredictionReader:
 
     def select(self, start: date | None = None, end: date | None = None, source: str = "all") -> dict[str, Any]:
         """Predictions whose target_date is in ``[start, end]`` (either open) from ``source``
-        (api, scheduled or all), by target_date then issued_at, with the snapshot's time."""
+        (api, scheduled, webapp or all), by target_date then issued_at, with the snapshot's time."""
         if source not in (*SOURCES, "all"):
             raise ValueError(f"source must be one of {', '.join(SOURCES)} or all, got {source!r}")
         with self._lock:

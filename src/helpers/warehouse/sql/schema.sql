@@ -138,7 +138,7 @@ CREATE TABLE IF NOT EXISTS intake_files (
 
 CREATE TABLE IF NOT EXISTS forecast_log (
     prediction_id  VARCHAR       NOT NULL,   -- unique per logged row: folding a log twice adds nothing
-    source         VARCHAR       NOT NULL,   -- scheduled (a cycle) or api (served by POST /predict)
+    source         VARCHAR       NOT NULL,   -- scheduled (a cycle), api (served by POST /predict) or webapp (to the dashboard)
     series_id      VARCHAR       NOT NULL,
     issued_at      TIMESTAMP_NTZ NOT NULL,   -- UTC
     model          VARCHAR       NOT NULL,
