@@ -266,8 +266,11 @@ def test_the_weekly_summary_goes_once_a_week_with_the_weeks_numbers(warehouse, b
         intake("bad", 5, "bad", 100, 0, 0, 1.0, "high"),
         intake("last_week", 1, "good", 9999, 9999, 0, 0.0, "low"),
     ])
+    # a series of two steps a day: the forecasts are daily totals, twice the day's mean
+    insert(warehouse, "series_catalog", [{"series_id": "elecdemand", "freq": "12h", "source_file": "f.csv",
+                                          "target_col": "y", "updated_at": datetime(2026, 3, 1)}])
     insert(warehouse, "daily_series", [{"series_id": "elecdemand", "ts": datetime(2026, 3, d), "y_mean": y}
-                                       for d, y in ((3, 11.0), (4, 12.0), (9, 50.0))])
+                                       for d, y in ((3, 5.5), (4, 6.0), (9, 25.0))])
     insert(warehouse, "forecast_log", [
         forecast("p1", "ets", 3, 10.0, 9.0, 12.0),   # error 1, inside its interval
         forecast("p2", "ets", 4, 14.0, 13.0, 15.0),  # error 2, outside

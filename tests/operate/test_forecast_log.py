@@ -155,7 +155,7 @@ def test_fold_adds_the_closed_files_once_writes_the_snapshot_and_deletes_them(wa
     table = logged(warehouse)
     assert table["target_date"].dt.strftime("%Y-%m-%d").tolist() == DAYS[:3]
     assert table["horizon_step"].tolist() == [1, 2, 3] and set(table["source"]) == {"api"}
-    assert table["lower_80"].tolist() == [95.0, 96.0, 97.0] and table["actual"].isna().all()
+    assert table["lower_80"].tolist() == [95.0, 96.0, 97.0] and table["actual_mean"].isna().all()
     snapshot = orjson.loads((log_dir / SNAPSHOT_NAME).read_bytes())
     assert len(snapshot["rows"]) == 3 and snapshot["folded"] == [closed.stem]
 
@@ -244,6 +244,11 @@ def test_scheduled_forecasts_are_logged_once_and_the_snapshot_joins_the_actual_v
         "target_date": "2015-01-01", "horizon_step": 1, "forecast": 100.0, "lower_80": 95.0, "upper_80": 105.0,
         "lower_95": 91.0, "upper_95": 109.0, "actual": 111.0}
     assert reader.select(source="api")["count"] == 0
+    # a half-hourly series: the forecasts are daily totals, 48 times the day's mean the warehouse keeps
+    warehouse._run("INSERT INTO series_catalog VALUES ('s', '30min', 'f.csv', 'y', NULL, NULL, '2026-01-01')", ())
+    write_predictions_snapshot(warehouse, log_dir / SNAPSHOT_NAME)
+    assert {r["target_date"]: r["actual"] for r in PredictionReader(log_dir).select()["predictions"]} == {
+        "2015-01-01": 111.0 * 48, "2015-01-02": 90.5 * 48, "2015-01-03": None}
     with pytest.raises(ValueError, match="missing \\['model_version'\\]"):
         log_scheduled(warehouse, frame.drop(columns="model_version"))
 

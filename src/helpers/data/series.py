@@ -58,6 +58,16 @@ def series_freq(warehouse: Warehouse, series_id: str) -> str:
     return str(catalog["freq"].iloc[0])
 
 
+def daily_total_scale(warehouse: Warehouse, series_id: str) -> float:
+    """The factor from a day's mean (``daily_series.y_mean``) to the daily total the models forecast
+    (:func:`load_series`): the steps of the series in a day, 48 for half-hourly data; 1.0 for a
+    series the catalog does not know (no ingest recorded its frequency)."""
+    try:
+        return steps_per_period(series_freq(warehouse, series_id), "1D")
+    except SeriesNotFoundError:
+        return 1.0
+
+
 def steps_per_period(freq: str, period: str = "1D") -> float:
     """How many steps of a fixed frequency ``freq`` fill one ``period`` (``30min`` in ``1D``: 48).
 

@@ -60,6 +60,7 @@ import httpx
 import pandas as pd
 
 from helpers.core.settings import WEEKDAYS, ConfigError, Settings, where
+from helpers.data.series import daily_total_scale
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
 
 Severity = Literal["orange", "red", "high"]
@@ -503,7 +504,8 @@ def _summary_sent(warehouse: Warehouse, key: str) -> bool:
 def _compose_summary(warehouse: Warehouse, settings: Settings, start: datetime, end: datetime,
                      report_link: str | None) -> str:
     files = warehouse.query("summary_files", [settings.series_id, start, end]).iloc[0]
-    accuracy = warehouse.query("summary_accuracy", [settings.series_id, start, end])
+    scale = daily_total_scale(warehouse, settings.series_id)  # the forecasts are daily totals
+    accuracy = warehouse.query("summary_accuracy", [scale, scale, settings.series_id, start, end])
     alerts = warehouse.query("summary_alerts", [start, end, start, end]).to_dict("records")
     count = {key: int(files[key]) for key in ("files", "good", "mixed", "bad", "high", "medium", "low",
                                               "rows_read", "rows_loaded", "rows_quarantined")}
@@ -522,7 +524,7 @@ def _compose_summary(warehouse: Warehouse, settings: Settings, start: datetime, 
     if accuracy.empty:
         lines.append("Accuracy: no forecasts with actuals this week.")
     else:
-        lines.append("Accuracy of the forecasts for this week's days, against the actual daily mean:")
+        lines.append("Accuracy of the forecasts for this week's days, against the actual daily total:")
         for row in accuracy.itertuples():
             n_interval, n_covered = int(row.n_interval), int(row.n_covered)
             coverage = (f"the 95% interval held the actual {n_covered} of {n_interval} times "

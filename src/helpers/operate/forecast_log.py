@@ -540,8 +540,12 @@ def write_predictions_snapshot(warehouse: Warehouse, path: str | os.PathLike[str
     import pandas as pd
 
     from helpers.core.files import write_atomic
+    from helpers.data.series import daily_total_scale
 
     frame = warehouse.query("select_predictions")
+    # The forecasts are daily totals; the warehouse keeps each day's mean.
+    scales = {series: daily_total_scale(warehouse, series) for series in frame["series_id"].unique()}
+    frame["actual"] = frame["actual_mean"].astype(float) * frame["series_id"].map(scales).astype(float)
     out = frame[list(PREDICTION_COLUMNS)].astype(object)
     out["issued_at"] = frame["issued_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for column in ("fitted_until", "target_date"):

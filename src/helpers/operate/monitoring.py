@@ -34,7 +34,7 @@ from scipy import stats
 from helpers.core import formatting
 from helpers.core.settings import Settings
 from helpers.data.quality import FILE_KINDS, ROW_KINDS
-from helpers.data.series import DEGREE_DAY_BASE, series_freq, steps_per_period
+from helpers.data.series import DEGREE_DAY_BASE, daily_total_scale
 from helpers.forecast.artifact import load_artifact
 from helpers.publish import tables
 from helpers.warehouse import Warehouse
@@ -164,7 +164,7 @@ def forecasts_with_actuals(warehouse: Warehouse, series_id: str) -> pd.DataFrame
     logged more than once (a cycle's and the endpoint's) appears once (``sql/select_forecasts_with_actuals.sql``).
     """
     frame = warehouse.query("select_forecasts_with_actuals", [series_id])
-    scale = steps_per_period(series_freq(warehouse, series_id), "1D") if len(frame) else 1.0
+    scale = daily_total_scale(warehouse, series_id) if len(frame) else 1.0
     frame["actual"] = frame["y_mean"].astype(float) * scale
     return frame
 
