@@ -24,6 +24,11 @@ read -r version prefix < <("$python" -c 'import platform, sys; print(platform.py
 }
 case "$version" in 3.11.*) ;; *) echo "error: PYTHON=$python is Python $version; the image needs 3.11" >&2; exit 2 ;; esac
 image=${1:-localhost/demand-analytics-base:$suite-py$version}
+[ "$(id -u)" = 0 ] || podman image exists "$image" || {
+  echo "error: debootstrap needs root to make the base image $image; run this (make container-test) as root," \
+       "or build on a registry's image: CONTAINER_BASE=python:3.11-slim make container-test" >&2
+  exit 2
+}
 
 if podman image exists "$image"; then
   echo "base image $image: cached" >&2
