@@ -17,14 +17,27 @@
 # Exit codes are the programs' own (README, Exit codes): 0 ok, 1 failed, 2 refused, 3 busy.
 set -eu
 
-data=${HELPERS_DATA:-/data}
+data=/data  # the volume (the Containerfile sets every HELPERS_* path under it)
 serving=/tmp/helpers-health-url  # what the healthcheck asks, written by serve and pages
 
 # What a run writes goes under the volume; runs/ (the run lock, scheduled runs) too, through /app/runs.
 [ -d "$data" ] && [ -w "$data" ] && mkdir -p "$data/runs"
 
-cycle() { python -m helpers.app.cycle "$@"; }
-weekly() { python -m helpers.app.scheduler "$@"; }
+# The schedule loop runs each program as a child it waits for, so SIGTERM (docker stop) reaches the
+# running cycle or scheduled run, which stops its build and records it, before the loop exits.
+child=
+stop() {
+  [ -z "$child" ] || { kill -TERM "$child" 2>/dev/null; wait "$child" || true; }
+  exit 0
+}
+in_child() {
+  "$@" &
+  child=$!
+  status=0
+  wait "$child" || status=$?
+  child=
+  return "$status"
+}
 
 # Seconds until the next HH:MM (UTC), at least one.
 until_next() {
@@ -51,14 +64,14 @@ case "$command" in
     case "$day" in [1-7]) ;; *) echo "error: WEEKLY_DAY must be 1 (Monday) to 7 (Sunday), got $day" >&2; exit 2 ;; esac
     date -u -d "today $at" > /dev/null 2>&1 || { echo "error: OPERATE_AT must be HH:MM (UTC), got $at" >&2; exit 2; }
     echo "schedule: the operating cycle daily at $at UTC, the scheduled run after it on day $day of the week"
-    trap 'exit 0' TERM INT
+    trap stop TERM INT
     while :; do
       wait_s=$(until_next "$at")
       echo "schedule: next cycle in ${wait_s} s"
-      sleep "$wait_s" & wait $! || true
-      cycle || echo "schedule: the cycle exited with $? (see above); the next runs as planned" >&2
+      in_child sleep "$wait_s" || true
+      in_child python -m helpers.app.cycle || echo "schedule: the cycle exited with $? (see above)" >&2
       if [ "$(date -u +%u)" = "$day" ]; then
-        weekly || echo "schedule: the scheduled run exited with $? (see above)" >&2
+        in_child python -m helpers.app.scheduler || echo "schedule: the scheduled run exited with $? (see above)" >&2
       fi
     done ;;
   pages)
