@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 export PLOOMBER_STATS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: help install tools run test cov bench serve dashboard scheduled-run operate replay models promote rollback mlflow-ui \
-  clean distclean
+.PHONY: help install tools run test cov container-test bench serve dashboard scheduled-run operate replay models \
+  promote rollback mlflow-ui clean distclean
 
 help:
 	@echo "make run    - install (if needed), build the pipeline, render reports/"
 	@echo "make test   - install (if needed), run the whole test suite (pytest + nbval)"
 	@echo "make cov    - the whole test suite under coverage; fails below 90% of src/helpers"
+	@echo "make container-test - build the image with podman, run it: /health, /predict from a mounted registry, non-root"
 	@echo "make bench  - time the pipeline stages and the endpoint, write bench/results.json, print the targets table"
 	@echo "make serve  - serve the registry's champion on http://127.0.0.1:8000 (POST /predict, GET /metrics), following promotions"
 	@echo "make dashboard - the Streamlit dashboard on http://127.0.0.1:8501 (FROM=replay: against make replay's folder)"
@@ -39,12 +40,13 @@ install: $(STAMP)
 
 # Debian programs the benchmarks and tests use, each installed only when missing: wrk (make bench),
 # chromium (the browser check), prometheus and promtool (the alerting rules' tests and the scrape
-# test, tests/app/test_prometheus.py). Prometheus comes without its recommended node exporter,
-# and the server its package starts on a systemd host is stopped and disabled: the tests start
-# their own on a free port.
+# test, tests/app/test_prometheus.py), podman with runc and debootstrap (make container-test).
+# Prometheus comes without its recommended node exporter, and the server its package starts on a
+# systemd host is stopped and disabled: the tests start their own on a free port.
 tools:
 	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); missing=""; prometheus=""; \
-	for tool in wrk chromium; do command -v $$tool > /dev/null || missing="$$missing $$tool"; done; \
+	for tool in wrk chromium podman runc debootstrap; do \
+	  command -v $$tool > /dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
 	command -v prometheus > /dev/null && command -v promtool > /dev/null || prometheus=prometheus; \
 	[ -z "$$missing$$prometheus" ] || $$SUDO apt-get update -qq || exit 1; \
 	[ -z "$$missing" ] || DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing > /dev/null || exit 1; \
@@ -77,6 +79,14 @@ cov: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python -m coverage run $(PYTEST)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report
+
+# The image (Containerfile) built with podman and run: tests/container (README, Containers). Not part
+# of make test: the first build takes minutes (the locked dependencies), later ones reuse podman's
+# layer cache. Needs root for debootstrap (the base image, made once) and `make tools`.
+# CONTAINER_BASE=python:3.11-slim builds on that image instead, where a registry is reachable.
+container-test: $(STAMP)
+	HELPERS_CONTAINER_TEST=1 PYTHON=$(PYTHON) $(if $(CONTAINER_BASE),HELPERS_CONTAINER_BASE=$(CONTAINER_BASE)) \
+	  $(BIN)/python -m pytest tests/container -p no:cacheprovider -s -q
 
 bench: $(STAMP) tools
 	$(BIN)/python bench/run.py --output bench/results.json

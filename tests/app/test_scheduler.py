@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,6 +33,29 @@ def test_good_run_is_published_and_a_failed_one_keeps_it(tmp_path):
     status = json.loads((failed / "status.json").read_text())
     assert status["status"] == "failed" and status["exit_code"] == 1
     assert "DataQualityError: x.csv: missing column" in status["failure"]
+
+
+def test_a_run_is_published_where_the_reports_setting_says_with_runs_on_another_volume(tmp_path):
+    """The container's layout: the project read-only, ``runs`` a link into the volume, reports on it."""
+    project, volume = tmp_path / "app", tmp_path / "data"
+    project.mkdir()
+    (volume / "runs").mkdir(parents=True)
+    (project / "runs").symlink_to(volume / "runs")
+    project.chmod(0o555)  # nothing may be written beside the project's files
+    try:
+        code, folder = scheduler.scheduled_run(project, command=GOOD, reports=volume / "reports")
+    finally:
+        project.chmod(0o755)
+    assert code == 0 and folder.parent == volume / "runs"
+    assert os.readlink(volume / "reports") == f"runs/{folder.name}/reports"  # relative, inside the volume
+    assert (volume / "reports" / "index.html").read_text() == f"run {folder / 'products'}"
+    assert not (project / "reports").exists()
+
+
+def test_an_unknown_profile_is_refused_before_anything_runs(capsys):
+    assert scheduler.main(["--profile", "nosuch"]) == scheduler.EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert err.startswith("refused: unknown profile 'nosuch'") and "Traceback" not in err
 
 
 def test_a_manual_reports_folder_is_kept_aside(tmp_path):
@@ -93,13 +117,14 @@ def test_prune_keeps_the_newest_and_the_published_run(tmp_path):
     assert sorted(p.name for p in runs.iterdir()) == [names[0], *names[3:], "latest"]
 
 
-def test_main_passes_the_profile_and_returns_the_exit_code(monkeypatch):
+def test_main_passes_the_profile_and_returns_the_exit_code(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(profile=None, keep=0):
-        seen.update(profile=profile, keep=keep)
+    def fake(profile=None, keep=0, reports=None):
+        seen.update(profile=profile, keep=keep, reports=reports)
         return 3, None
 
     monkeypatch.setattr(scheduler, "scheduled_run", fake)
+    monkeypatch.setenv("HELPERS_REPORTS", str(tmp_path / "site"))  # published where the setting says
     assert scheduler.main(["--profile", "test", "--keep", "5"]) == 3
-    assert seen == {"profile": "test", "keep": 5}
+    assert seen == {"profile": "test", "keep": 5, "reports": tmp_path / "site"}

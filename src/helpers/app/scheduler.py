@@ -150,14 +150,18 @@ def run_build(command: list[str], root: Path, env: dict[str, str], log: IO[str],
 
 
 def scheduled_run(root: Path | None = None, profile: str | None = None, keep: int = KEEP_RUNS,
-                  command: list[str] | None = None) -> tuple[int, Path | None]:
+                  command: list[str] | None = None, reports: Path | None = None) -> tuple[int, Path | None]:
     """One unattended build; returns (exit status, run folder). See the module docstring.
 
     ``command`` replaces the pipeline build (tests use a stand-in); it runs with
-    ``HELPERS_PRODUCTS`` and ``HELPERS_REPORTS`` set to the run's folders.
+    ``HELPERS_PRODUCTS`` and ``HELPERS_REPORTS`` set to the run's folders. ``reports`` is the
+    link a good run is published as (the ``reports`` setting; default ``<root>/reports``).
+    ``runs/`` may be a link to another place (the container's volume): the run folders are
+    made where it points, so ``reports`` there links to them with a path inside it.
     """
     root = root or project_root()
-    runs = root / "runs"
+    runs = (root / "runs").resolve()
+    reports = reports or root / "reports"
     try:
         with run_lock(runs) as lock:
             started = utc_now()
@@ -198,9 +202,9 @@ def scheduled_run(root: Path | None = None, profile: str | None = None, keep: in
                       "Fix the cause, then run `make scheduled-run` again.", file=sys.stderr)
                 return (code if code in PASSED_ON and not stopped_by else EXIT_FAILED), folder
             point(runs / "latest", folder)
-            publish(root / "reports", folder / "reports")
+            publish(reports, folder / "reports")
             prune(runs, keep)
-            print(f"scheduled run ok: {folder}; reports/ -> {folder / 'reports'}")
+            print(f"scheduled run ok: {folder}; {reports} -> {folder / 'reports'}")
             return 0, folder
     except Busy as exc:
         print(f"skipped: {exc}", file=sys.stderr)
@@ -215,7 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="settings profile, e.g. 'test'")
     parser.add_argument("--keep", type=int, default=KEEP_RUNS, help=f"run folders to keep (default {KEEP_RUNS})")
     args = parser.parse_args(argv)
-    code, _ = scheduled_run(profile=args.profile, keep=args.keep)
+    from helpers.core.paths import resolve
+    from helpers.core.settings import ConfigError, raw_settings
+
+    try:  # published where the settings put reports (HELPERS_REPORTS), as a build does
+        reports = resolve(str(raw_settings(args.profile)["reports"]))
+    except ConfigError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    code, _ = scheduled_run(profile=args.profile, keep=args.keep, reports=reports)
     return code
 
 
