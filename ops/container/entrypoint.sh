@@ -9,6 +9,8 @@
 #   models | promote N | rollback   the model registry (make models, promote, rollback)
 #   schedule       a loop: the operating cycle every day at OPERATE_AT (UTC, 06:00), then the
 #                  scheduled run on WEEKLY_DAY (1 = Monday ... 7 = Sunday; 1)
+#   dashboard      the Streamlit dashboard on 0.0.0.0:$DASHBOARD_PORT (8501); it asks the service at
+#                  HELPERS_DASHBOARD_SERVICE_URL and reads the warehouse on the volume read-only
 #   pages          the published reports and monitoring pages (/data/reports, /data/monitoring), read-only,
 #                  on 0.0.0.0:$PAGES_PORT (8080); nothing else of /data is served
 #   healthcheck    the image's HEALTHCHECK: GET /health when this container serves, else healthy
@@ -74,6 +76,10 @@ case "$command" in
         in_child python -m helpers.app.scheduler || echo "schedule: the scheduled run exited with $? (see above)" >&2
       fi
     done ;;
+  dashboard)
+    app=$(python -c "import helpers.dashboard as d, pathlib; print(pathlib.Path(d.__file__).with_name('app.py'))")
+    exec python -m streamlit run "$app" --server.address 0.0.0.0 --server.port "${DASHBOARD_PORT:-8501}" \
+      --server.headless true --browser.gatherUsageStats false "$@" ;;
   pages)
     site=$(mktemp -d)  # only the two published sites, as links: the warehouse and the registry stay private
     ln -s "$data/reports" "$site/reports"
