@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,6 +30,14 @@ def test_a_forecast_answer_becomes_a_table_with_both_intervals_and_a_figure_with
                                  "confidence_lower_80": None, "confidence_upper_80": None})
     assert bare["lower_95"].isna().all()
     assert [t.name for t in views.plot_forecast(bare, None, "ets").data] == ["forecast (ets)"]
+
+
+def test_missing_cells_show_as_a_dash_and_numbers_stay_numbers():
+    frame = pd.DataFrame({"day": ["2015-01-01", "2015-01-02"], "actual": [201.26, np.nan], "note": ["a", None]})
+    styled = views.with_dashes(frame)
+    html = styled.to_html()
+    assert "201.3" in html and html.count("–") == 2 and "None" not in html and "nan" not in html
+    assert styled.data["actual"].dtype == float
 
 
 def test_people_tables_show_days_and_rounded_numbers():

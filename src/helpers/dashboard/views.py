@@ -93,6 +93,12 @@ def people_table(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     return out
 
 
+def with_dashes(frame: pd.DataFrame, digits: int = 1) -> Any:
+    """``frame`` styled for ``st.dataframe``: a missing cell as a dash (Streamlit would write
+    ``None``), floats to ``digits`` decimals; the values stay numbers, so columns sort as numbers."""
+    return frame.style.format(na_rep="–", precision=digits)
+
+
 #: The status cell's background, by status (the monitoring page's colours, lightened).
 STATUS_BACKGROUNDS = {"green": "#c8e6c9", "orange": "#ffe0b2", "red": "#ffcdd2", "grey": "#eeeeee"}
 

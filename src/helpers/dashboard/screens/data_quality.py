@@ -14,8 +14,9 @@ if view.files.empty:
 else:
     files = view.files[["processed_at", "file_name", "outcome", "criticality", "rows_read", "rows_loaded",
                         "rows_quarantined", "invalid_share"]].assign(invalid_share=lambda f: 100 * f["invalid_share"])
-    st.dataframe(views.people_table(files.rename(columns={"invalid_share": "invalid (%)"}), digits=2)
-                 .sort_values("processed_at", ascending=False), hide_index=True)
+    st.dataframe(views.with_dashes(views.people_table(files.rename(columns={"invalid_share": "invalid (%)"}),
+                                                      digits=2).sort_values("processed_at", ascending=False), 2),
+                 hide_index=True)
     st.plotly_chart(monitoring.plot_errors_by_kind(view.quality))
     st.plotly_chart(monitoring.plot_rows(view.quality))
     st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds))
@@ -31,4 +32,4 @@ if view.quarantine.empty:
 else:
     st.caption(f"The latest {len(view.quarantine):,} quarantined rows (at most 1,000), newest first; the reasons "
                "are kind:column.")
-    st.dataframe(view.quarantine, hide_index=True)
+    st.dataframe(views.with_dashes(view.quarantine), hide_index=True)

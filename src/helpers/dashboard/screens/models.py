@@ -14,13 +14,13 @@ except DashboardError as exc:
     st.error(str(exc))
 else:
     st.markdown(views.describe_served(served))
-    st.dataframe(views.served_models_table(served), hide_index=True)
+    st.dataframe(views.with_dashes(views.served_models_table(served), 3), hide_index=True)
 st.subheader("Registered versions")
 with cached.shown_errors():
     settings = cached.settings()
     versions = cached.read("versions")
 if versions:
-    st.dataframe(views.versions_table(versions), hide_index=True)
+    st.dataframe(views.with_dashes(views.versions_table(versions), 3), hide_index=True)
 else:
     st.info(f"No version of {settings.registry_model} is registered yet: `make run` registers the first.")
 st.subheader("Retraining decisions")

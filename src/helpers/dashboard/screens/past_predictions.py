@@ -32,6 +32,6 @@ frame = views.predictions_frame(payload, actuals)
 st.caption("Actual values: the daily totals in the warehouse (read-only), on the forecasts' scale.")
 st.plotly_chart(views.plot_predictions(frame))
 table = views.predictions_table(frame)
-st.dataframe(table, hide_index=True)
+st.dataframe(views.with_dashes(table), hide_index=True)
 st.download_button("Download (CSV)", table.to_csv(index=False).encode(), file_name=f"predictions-{source}.csv",
                    mime="text/csv")
