@@ -238,6 +238,39 @@ def _stat(path: Path) -> list[int] | None:
 
 #: Settings naming a file the build itself writes (the warehouse): compared as the build left it.
 WRITTEN = ("warehouse_path",)
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def task_modules(spec: Path) -> list[str]:
+    """The modules of the spec's dotted-path task sources, ``on_finish`` checks and grid functions:
+    where Ploomber reads a Python task's source, wherever the package is installed."""
+    import yaml
+
+    try:
+        tasks = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("tasks") or []
+    except (OSError, yaml.YAMLError, AttributeError):  # Ploomber says what is wrong with the spec
+        return []
+    names = set()
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, dict):
+            continue
+        grid = task.get("grid") if isinstance(task.get("grid"), dict) else {}
+        for value in (task.get("source"), task.get("on_finish"), *grid.values()):
+            if isinstance(value, str) and "::" in value:
+                names.add(value.split("::")[0])
+            elif isinstance(value, str) and _DOTTED.fullmatch(value) and not (spec.parent / value).exists():
+                names.add(value.rsplit(".", 1)[0])
+    return sorted(names)
+
+
+def _module_file(name: str) -> Path | None:
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin and found.has_location else None
 
 
 def input_digest(settings: Settings) -> str:
@@ -259,6 +292,10 @@ def input_digest(settings: Settings) -> str:
         for path in files:
             add("code", str(path.relative_to(root)))
             digest.update(path.read_bytes() if path.is_file() else b"(absent)")
+    for module in task_modules(root / "pipeline.yaml"):
+        path = _module_file(module)
+        add("module", module, str(path))
+        digest.update(path.read_bytes() if path is not None and path.is_file() else b"(absent)")
     for key, value in sorted(env.items()):
         if key not in WRITTEN and value and "\n" not in value and len(value) < 4096 \
                 and (path := Path(value)).is_absolute() and path.is_file():
@@ -272,13 +309,13 @@ def build_fingerprint(settings: Settings, products: list[str], inputs: str | Non
 
     More than Ploomber compares, never less: what the build reads (:func:`input_digest`, or
     ``inputs``, the one taken before the build): the settings (every placeholder), the content of
-    the code, notebooks and published documents (:data:`CODE`), the files the settings name (the
-    source data; size and modification time); then what the build leaves: the warehouse file, each
-    product of the last build and its Ploomber record, and what the products' checks look at (the
-    published reports folder, the MLflow store the environment names and whether its database file
-    is the same one). Equal digests: Ploomber would run nothing. A change that cannot alter the
-    outcome (a comment in a helper, a cycle writing the registry) only costs the longer way through
-    Ploomber.
+    the code, notebooks and published documents (:data:`CODE`) and of the modules of the Python
+    tasks and checks, the files the settings name (the source data; size and modification time);
+    then what the build leaves: the warehouse file, each product of the last build and its Ploomber
+    record, and what the products' checks look at (the published reports folder, the MLflow store
+    the environment names and whether its database file is the same one). Equal digests: Ploomber
+    would run nothing. A change that cannot alter the outcome (a comment in a helper, a cycle
+    writing the registry) only costs the longer way through Ploomber.
     """
     from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, Store, sqlite_file
 
