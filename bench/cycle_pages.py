@@ -41,16 +41,20 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
-os.environ["HELPERS_PROFILE"] = "test"
 
 import pandas as pd  # noqa: E402
 
 from helpers.app import cycle, replay  # noqa: E402
 from helpers.core.settings import SERIES_BOUND, load_settings  # noqa: E402
 
-# The base replays a copy of the configured file: its calendar settings go with it, as in `make replay`.
-for _key in SERIES_BOUND:
-    os.environ.setdefault(f"HELPERS_{_key.upper()}", getattr(load_settings(), _key) or "")
+
+def use_test_profile() -> None:
+    """This process's environment for the cycles: the fast profile, and the configured series'
+    calendar settings, which go with the copy of its file the base replays (as in `make replay`).
+    The script sets it once; bench/run.py sets it for its section only and puts the old one back."""
+    os.environ["HELPERS_PROFILE"] = "test"
+    for key in SERIES_BOUND:
+        os.environ.setdefault(f"HELPERS_{key.upper()}", getattr(load_settings(), key) or "")
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also one cycle per held-out day in one folder, as cron runs `make operate`")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    use_test_profile()
     base = args.base or Path(tempfile.mkdtemp(prefix="cycle-base-"))
     if not (base / "base.json").exists():
         print(f"making the base replay in {base} ...", flush=True)

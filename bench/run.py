@@ -993,9 +993,15 @@ def bench_daily_cycles(settings, repeat: int, tmp: Path) -> dict:
     same folder, each rendering the monitoring pages (bench/cycle_pages.py, ``in_sequence``)."""
     import cycle_pages  # bench/cycle_pages.py, beside this file
 
-    base = tmp / "cycle-base"
-    cycle_pages.make_base(base, hold_days=7)
-    return cycle_pages.in_sequence(base, tmp)
+    previous = dict(os.environ)
+    cycle_pages.use_test_profile()  # for this section only: the later ones (make_test) get the environment back
+    try:
+        base = tmp / "cycle-base"
+        cycle_pages.make_base(base, hold_days=7)
+        return cycle_pages.in_sequence(base, tmp)
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
 
 
 BENCHMARKS = {

@@ -183,3 +183,20 @@ def test_bench_table_prints_the_targets_of_a_results_file(tmp_path, capsys):
 
     assert run.main(["--table", "--output", str(tmp_path / "none.json")]) == 2
     assert "cannot read the results" in capsys.readouterr().err
+
+
+def test_the_daily_cycles_section_gives_the_later_sections_their_environment_back(tmp_path, monkeypatch):
+    """bench/run.py runs the sections in one process: the cycles' fast profile and calendar settings
+    must not reach make_test, which runs after them (here the section fails early: no source file)."""
+    import os
+
+    import run  # bench/run.py
+
+    for key in [k for k in os.environ if k.startswith("HELPERS_") and k != "HELPERS_ROOT"]:
+        monkeypatch.delenv(key)
+    monkeypatch.delitem(sys.modules, "cycle_pages", raising=False)  # imported here, as the section does first
+    monkeypatch.setenv("HELPERS_SOURCE_FILE", str(tmp_path / "absent.csv"))
+    before = dict(os.environ)
+    with pytest.raises(FileNotFoundError):
+        run.bench_daily_cycles(None, 1, tmp_path)
+    assert dict(os.environ) == before

@@ -236,19 +236,47 @@ def _stat(path: Path) -> list[int] | None:
     return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
-def build_fingerprint(settings: Settings, products: list[str]) -> str:
-    """A digest of what decides whether a build has work, in a few milliseconds.
+#: Settings naming a file the build itself writes (the warehouse): compared as the build left it.
+WRITTEN = ("warehouse_path",)
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
-    More than Ploomber compares, never less: the settings (every placeholder), the content of the
-    code, notebooks and published documents (:data:`CODE`), the files the settings name (the
-    source data; size and modification time), each product of the last build and its Ploomber
-    record, and what the products' checks look at (the published reports folder, the MLflow
-    store the environment names and whether its database file is the same one). Equal digests:
-    Ploomber would run nothing. A change that cannot alter the outcome (a comment in a helper, a
-    cycle writing the registry) only costs the longer way through Ploomber.
-    """
-    from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, Store, sqlite_file
 
+def task_modules(spec: Path) -> list[str]:
+    """The modules of the spec's dotted-path task sources, ``on_finish`` checks and grid functions:
+    where Ploomber reads a Python task's source, wherever the package is installed."""
+    import yaml
+
+    try:
+        tasks = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("tasks") or []
+    except (OSError, yaml.YAMLError, AttributeError):  # Ploomber says what is wrong with the spec
+        return []
+    names = set()
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, dict):
+            continue
+        grid = task.get("grid") if isinstance(task.get("grid"), dict) else {}
+        for value in (task.get("source"), task.get("on_finish"), *grid.values()):
+            if isinstance(value, str) and "::" in value:
+                names.add(value.split("::")[0])
+            elif isinstance(value, str) and _DOTTED.fullmatch(value) and not (spec.parent / value).exists():
+                names.add(value.rsplit(".", 1)[0])
+    return sorted(names)
+
+
+def _module_file(name: str) -> Path | None:
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin and found.has_location else None
+
+
+def input_digest(settings: Settings) -> str:
+    """A digest of what the build reads and does not write (:func:`build_fingerprint`): taken
+    before the build loads the DAG, so that an edit made while it runs (a notebook, the data)
+    sends the next build through Ploomber, which recorded what it read."""
     digest = hashlib.sha256()
 
     def add(*parts: Any) -> None:
@@ -264,10 +292,42 @@ def build_fingerprint(settings: Settings, products: list[str]) -> str:
         for path in files:
             add("code", str(path.relative_to(root)))
             digest.update(path.read_bytes() if path.is_file() else b"(absent)")
+    for module in task_modules(root / "pipeline.yaml"):
+        path = _module_file(module)
+        add("module", module, str(path))
+        digest.update(path.read_bytes() if path is not None and path.is_file() else b"(absent)")
     for key, value in sorted(env.items()):
-        if value and "\n" not in value and len(value) < 4096 and (path := Path(value)).is_absolute() \
-                and path.is_file():
+        if key not in WRITTEN and value and "\n" not in value and len(value) < 4096 \
+                and (path := Path(value)).is_absolute() and path.is_file():
             add("input", key, _stat(path))
+    add("quarto", shutil.which("quarto"))
+    return digest.hexdigest()
+
+
+def build_fingerprint(settings: Settings, products: list[str], inputs: str | None = None) -> str:
+    """A digest of what decides whether a build has work, in a few milliseconds.
+
+    More than Ploomber compares, never less: what the build reads (:func:`input_digest`, or
+    ``inputs``, the one taken before the build): the settings (every placeholder), the content of
+    the code, notebooks and published documents (:data:`CODE`) and of the modules of the Python
+    tasks and checks, the files the settings name (the source data; size and modification time);
+    then what the build leaves: the warehouse file, each product of the last build and its Ploomber
+    record, and what the products' checks look at (the published reports folder, the MLflow store
+    the environment names and whether its database file is the same one). Equal digests: Ploomber
+    would run nothing. A change that cannot alter the outcome (a comment in a helper, a cycle
+    writing the registry) only costs the longer way through Ploomber.
+    """
+    from helpers.lifecycle.tracking import REGISTRY_ENV, TRACKING_ENV, Store, sqlite_file
+
+    digest = hashlib.sha256()
+
+    def add(*parts: Any) -> None:
+        digest.update(json.dumps(parts, default=str).encode())
+
+    add("inputs", inputs if inputs is not None else input_digest(settings))
+    env = settings.as_env()
+    for key in WRITTEN:
+        add("written", key, _stat(Path(env[key])) if env.get(key) else None)
     for product in products:
         path = Path(product)
         add("product", product, _stat(path), _stat(path.with_name(f".{path.name}.metadata")))
@@ -277,7 +337,6 @@ def build_fingerprint(settings: Settings, products: list[str]) -> str:
     db = sqlite_file(uri)
     add("mlflow", os.environ.get(TRACKING_ENV, ""), os.environ.get(REGISTRY_ENV, ""), uri,
         None if db is None else (_stat(db) or [None])[0])
-    add("quarto", shutil.which("quarto"))
     return digest.hexdigest()
 
 
@@ -292,10 +351,10 @@ def up_to_date(settings: Settings) -> list[str] | None:
     return tasks if build_fingerprint(settings, products) == recorded else None
 
 
-def _record_build(settings: Settings, dag: Any) -> None:
+def _record_build(settings: Settings, dag: Any, inputs: str) -> None:
     products = [str(path) for task in dag.values() for path in product_files(task)]
-    record = {"fingerprint": build_fingerprint(settings, products), "tasks": list(dag.keys()), "products": products,
-              "built_utc": utc_now().strftime(RUN_TIME_FORMAT)}
+    record = {"fingerprint": build_fingerprint(settings, products, inputs), "tasks": list(dag.keys()),
+              "products": products, "built_utc": utc_now().strftime(RUN_TIME_FORMAT)}
     write_atomic(Path(settings.products) / LAST_BUILD, json.dumps(record, indent=1))
 
 
@@ -314,6 +373,7 @@ def build(settings: Settings, force: bool = False) -> pd.DataFrame:
     from ploomber.exceptions import DAGBuildError
 
     (Path(settings.products) / LAST_BUILD).unlink(missing_ok=True)
+    inputs = input_digest(settings)  # before Ploomber reads the sources: an edit during the build is a change
     dag = make_dag(settings)
     for note in heal(dag):
         print(f"note: {note}", file=sys.stderr)
@@ -326,7 +386,7 @@ def build(settings: Settings, force: bool = False) -> pd.DataFrame:
         failed = [task.name for task in running if task.exec_status == TaskStatus.Errored]
         raise BuildFailed(f"pipeline failed in task {', '.join(failed) or '(unknown)'}:\n{failure_summary(exc)}",
                           exit_code(str(exc))) from exc
-    _record_build(settings, dag)
+    _record_build(settings, dag, inputs)
     table = report.to_pandas().rename(columns={"name": "task", "Ran?": "ran", "Elapsed (s)": "seconds"})
     return table[["task", "ran", "seconds"]].astype({"ran": bool, "seconds": float})
 
