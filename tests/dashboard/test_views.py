@@ -33,10 +33,12 @@ def test_a_forecast_answer_becomes_a_table_with_both_intervals_and_a_figure_with
 
 
 def test_missing_cells_show_as_a_dash_and_numbers_stay_numbers():
-    frame = pd.DataFrame({"day": ["2015-01-01", "2015-01-02"], "actual": [201.26, np.nan], "note": ["a", None]})
+    frame = pd.DataFrame({"day": ["2015-01-01", "2015-01-02"], "actual": [201.26, np.nan], "note": ["a", None],
+                          "coverage": [100.0, 71.4]})
     styled = views.with_dashes(frame)
     html = styled.to_html()
     assert "201.3" in html and html.count("–") == 2 and "None" not in html and "nan" not in html
+    assert ">100<" in html and ">71.4<" in html  # no trailing zeros
     assert styled.data["actual"].dtype == float
 
 

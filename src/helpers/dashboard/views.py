@@ -95,8 +95,15 @@ def people_table(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
 
 def with_dashes(frame: pd.DataFrame, digits: int = 1) -> Any:
     """``frame`` styled for ``st.dataframe``: a missing cell as a dash (Streamlit would write
-    ``None``), floats to ``digits`` decimals; the values stay numbers, so columns sort as numbers."""
-    return frame.style.format(na_rep="–", precision=digits)
+    ``None``), floats to at most ``digits`` decimals without trailing zeros (100, 6.102); the values
+    stay numbers, so columns sort as numbers."""
+    def number(value: Any) -> str:
+        if isinstance(value, float):
+            text = f"{value:,.{digits}f}"
+            return text.rstrip("0").rstrip(".") if "." in text else text
+        return str(value)
+
+    return frame.style.format(number, na_rep="–")
 
 
 #: The status cell's background, by status (the monitoring page's colours, lightened).
