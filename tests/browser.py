@@ -25,7 +25,8 @@ UNREADABLE = {
     "None": re.compile(r"\bNone\b"),
     "NaT": re.compile(r"\bNaT\b"),
     "a dict repr": re.compile(r"\{'[^']*': "),
-    "a float in scientific notation": re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])"),
+    # not inside a word or an id: a run id's hex part (20261202T125123-1393e535) is not a number
+    "a float in scientific notation": re.compile(r"(?<![\w.+-])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])"),
 }
 _SKIPPED = {"script", "style", "head", "template", "noscript", "title"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
