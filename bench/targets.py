@@ -652,8 +652,10 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows.append(_row("operating cycle as make operate runs it, daily, rule not due",
                      _get(results, "daily_cycles", "daily", "median_s"), 10, "daily_cycles.daily.median_s",
                      profile=None))
+    retrained = _get(results, "daily_cycles", "first_cycle") == "retrained"  # else it timed something else
     rows.append(_row("operating cycle as make operate runs it, retraining due", _get(
-        results, "daily_cycles", "first_cycle_s"), 10, "daily_cycles.first_cycle_s", profile=None))
+        results, "daily_cycles", "first_cycle_s") if retrained else None, 10, "daily_cycles.first_cycle_s",
+        profile=None))
     rows.append(_row("make replay on the default data", _get(results, "replay", "replay_total_s"), 180,
                      "replay.replay_total_s", profile=None))
     second = _get(results, "cv_incremental", "second_build_s")
