@@ -24,6 +24,10 @@ def test_a_cycle_with_nothing_new_is_recorded_as_skipped_and_exits_0(settings, t
         (row,) = warehouse.query("select_cycles").to_dict("records")
     assert row["status"] == "skipped" and row["finished_at"] >= row["started_at"]
     assert not (tmp_path / "products").exists()  # nothing was built
+    assert cycle.operate(settings, tmp_path / "runs") == 0  # at once again, very likely in the same second
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        ids = warehouse.query("select_cycles")["cycle_id"].tolist()
+    assert len(ids) == len(set(ids)) == 2
 
 
 def test_a_cycle_is_turned_away_while_the_lock_is_held(settings, tmp_path, capsys):

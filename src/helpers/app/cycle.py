@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,8 @@ def run_cycle(settings: Settings, now: datetime | None = None, render: bool = Tr
     everything but the monitoring notebook and pages.
     """
     now = now or utc_now()
-    cycle_id = cycle_id or f"{now:{RUN_TIME_FORMAT}}Z"
+    # the time and random hex digits: two cycles in one second (cron, then a person) get two ids
+    cycle_id = cycle_id or f"{now:{RUN_TIME_FORMAT}}Z-{uuid.uuid4().hex[:6]}"
     started = utc_now()
     fetched = fetch_step(settings, now)
     row = {"cycle_id": cycle_id, "started_at": pd.Timestamp(started), "status": "ok", "files_new": 0,
