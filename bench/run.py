@@ -75,6 +75,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -1026,6 +1027,15 @@ BENCHMARKS = {
 }
 
 
+def write_results(results: dict, output: Path) -> None:
+    """``results`` with the targets table of what they hold, written to ``output`` at once."""
+    results["targets"] = targets.targets(results)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2))
+    partial.replace(output)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
@@ -1069,14 +1079,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"running {name} ...", flush=True)
                 try:
                     results[name] = BENCHMARKS[name](settings, args.repeat, Path(tmp))
-                except targets.SectionFailed as exc:  # the other sections still run; this one says why it failed
-                    results[name] = {"error": str(exc), "measured_utc": targets.now()}
+                except Exception as exc:  # the other sections still run; this one says why it failed
+                    if not isinstance(exc, targets.SectionFailed):  # a bug in the bench or the code: its traceback
+                        traceback.print_exc()
+                    text = str(exc) if isinstance(exc, targets.SectionFailed) else f"{type(exc).__name__}: {exc}"
+                    results[name] = {"error": text, "measured_utc": targets.now()}
                     failed.append(name)
-                    print(f"{name} failed: {exc}", file=sys.stderr)
+                    print(f"{name} failed: {text}", file=sys.stderr)
+            write_results(results, args.output)  # each section kept as soon as it has run
         targets.STATE.clear()
-    results["targets"] = targets.targets(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
+    write_results(results, args.output)
     print(json.dumps({k: v for k, v in results.items() if k not in ("packages", "machine", "targets")}, indent=2))
     print(targets.markdown_table(results["targets"]))
     if failed:
