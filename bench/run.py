@@ -52,6 +52,8 @@ the obvious alternative measured in the same run:
   2014-09-30, 14 weekly cycles), its total and per-cycle times, and a cycle with nothing new
   run as ``make operate`` runs it; the obvious alternative, rebuilding the pipeline on each
   new file, is the ``pipeline`` section's fresh build.
+- the collector policy (``--only gc_policy``): the build with and without
+  ``helpers.core.collector``'s policy, interleaved (bench/targets.py).
 - daily cycles (``--only daily_cycles``): the default data less its last week replayed, then
   one ``make operate`` per held-out day in that folder (bench/cycle_pages.py): the first one
   retrains (the rule is due at today's date), the others are a day's cycle.
@@ -1009,6 +1011,7 @@ BENCHMARKS = {
     "validation": lambda settings, repeat, tmp: bench_validation(settings, repeat),
     "ingest_and_sql": bench_ingest,
     "pipeline": targets.bench_pipeline,
+    "gc_policy": targets.bench_gc_policy,
     "comparison": targets.bench_comparison,
     "cv_incremental": targets.bench_cv_incremental,
     "script_ratio": targets.bench_script_ratio,

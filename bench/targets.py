@@ -212,6 +212,34 @@ def noop_rebuilds(folder: Path, profile: str, timeout: int, runs: int = 3) -> di
             "tasks_ran": ran}
 
 
+#: ``make run``'s command with the garbage-collector policy (helpers.core.collector) replaced by nothing.
+WITHOUT_GC_POLICY = ("import contextlib, sys, helpers.core.collector as c; c.frozen_survivors = contextlib.nullcontext; "
+                     "from helpers.app.pipeline import main; sys.exit(main(['build', *sys.argv[1:]]))")
+
+
+def bench_gc_policy(settings: Settings, repeat: int, tmp: Path) -> dict[str, Any]:
+    """The build with and without the collector policy (:mod:`helpers.core.collector`), each from an
+    empty folder, ``BENCH_GC_RUNS`` (2) of each, interleaved; the profile of ``bench_profile``."""
+    runs, timeout, profile = env_int("BENCH_GC_RUNS", 2), env_int("BENCH_BUILD_TIMEOUT", 1200), bench_profile()
+    tail = build_command(profile)[4:]  # after `python -m helpers.app.pipeline build`
+    seconds: dict[str, list[float]] = {"with_policy": [], "without_policy": []}
+    for k in range(runs):
+        for name, command in (("with_policy", build_command(profile)),
+                              ("without_policy", [sys.executable, "-c", WITHOUT_GC_POLICY, *tail])):
+            folder = tmp / f"{name}-{k}"
+            took, output, _ = run_command(command, pipeline_env(folder, profile), timeout, "BENCH_BUILD_TIMEOUT")
+            if not parse_task_table(output):
+                raise SectionFailed(f"the {name} build printed no task table: {output.strip()[-500:]}")
+            seconds[name].append(took)
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"  {profile} profile, {name.replace('_', ' ')} {k + 1}/{runs}: {took:.1f} s", flush=True)
+    with_policy, without = spread(seconds["with_policy"]), spread(seconds["without_policy"])
+    return {"profile": profile, "with_policy": with_policy, "without_policy": without,
+            "speedup": without["median_s"] / with_policy["median_s"], "measured_utc": now(),
+            "note": "`make run`'s command from an empty folder, with helpers.core.collector's policy and with it "
+                    "replaced by a null context (the same code otherwise), interleaved."}
+
+
 def bench_pipeline(settings: Settings, repeat: int, tmp: Path) -> dict[str, Any]:
     runs, timeout, profile = env_int("BENCH_PIPELINE_RUNS", 3), env_int("BENCH_BUILD_TIMEOUT", 1200), bench_profile()
     parent = STATE.get("shared", tmp)
