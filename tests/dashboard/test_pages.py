@@ -150,8 +150,8 @@ def test_data_quality_shows_files_runs_errors_and_the_quarantine(live):
     at = page("data_quality")
     shown_without_errors(at)
     files, runs, quarantine = (frame.value for frame in at.dataframe)
-    assert files["file_name"].tolist() == ["missing_value.csv"] and files["rows_quarantined"].iloc[0] > 0
-    assert len(runs) == 1 and len(quarantine) == files["rows_quarantined"].iloc[0]
+    assert files["file"].tolist() == ["missing_value.csv"] and files["rows quarantined"].iloc[0] > 0
+    assert len(runs) == 1 and len(quarantine) == files["rows quarantined"].iloc[0]
     assert quarantine["reasons"].str.contains("missing_value").all()
     assert len(at.get("plotly_chart")) == 3
 
@@ -243,7 +243,7 @@ def test_reads_are_kept_for_the_cache_time_and_the_page_still_draws(live, monkey
     for _ in range(2):
         at = page("data_quality")
         shown_without_errors(at)
-        assert at.dataframe[0].value["file_name"].tolist() == ["missing_value.csv"]
+        assert at.dataframe[0].value["file"].tolist() == ["missing_value.csv"]
 
 
 def test_a_bad_setting_is_a_sentence_on_the_page(live, monkeypatch):

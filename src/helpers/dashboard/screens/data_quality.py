@@ -5,6 +5,14 @@ import streamlit as st
 from helpers.dashboard import cached, views
 from helpers.operate import monitoring
 
+#: Column headers for people.
+FILE_HEADERS = {"processed_at": "taken in (UTC)", "file_name": "file", "outcome": "outcome",
+                "criticality": "criticality", "rows_read": "rows read", "rows_loaded": "rows loaded",
+                "rows_quarantined": "rows quarantined", "invalid_share": "invalid (%)"}
+RUN_HEADERS = {"started_at": "started (UTC)", "source_file": "source file", "rows_read": "rows read",
+               "rows_loaded": "rows loaded", "rows_quarantined": "rows quarantined", "rows_inserted": "rows inserted",
+               "rows_updated": "rows updated"}
+
 st.title("Data quality")
 with cached.shown_errors():
     view = cached.read("data_quality")
@@ -14,9 +22,8 @@ if view.files.empty:
 else:
     files = view.files[["processed_at", "file_name", "outcome", "criticality", "rows_read", "rows_loaded",
                         "rows_quarantined", "invalid_share"]].assign(invalid_share=lambda f: 100 * f["invalid_share"])
-    st.dataframe(views.with_dashes(views.people_table(files.rename(columns={"invalid_share": "invalid (%)"}),
-                                                      digits=2).sort_values("processed_at", ascending=False), 2),
-                 hide_index=True)
+    table = views.people_table(files, digits=2).sort_values("processed_at", ascending=False)
+    st.dataframe(views.with_dashes(table.rename(columns=FILE_HEADERS), 2), hide_index=True)
     st.plotly_chart(monitoring.plot_errors_by_kind(view.quality))
     st.plotly_chart(monitoring.plot_rows(view.quality))
     st.plotly_chart(monitoring.plot_invalid_share(view.quality, view.thresholds))
@@ -24,8 +31,9 @@ st.subheader("Ingest runs")
 if view.runs.empty:
     st.info("No ingest has run for this series yet (`make run` loads the source file).")
 else:
-    st.dataframe(views.people_table(view.runs[["started_at", "source_file", "rows_read", "rows_loaded",
-                                               "rows_quarantined", "rows_inserted", "rows_updated"]]), hide_index=True)
+    runs = views.people_table(view.runs[["started_at", "source_file", "rows_read", "rows_loaded", "rows_quarantined",
+                                         "rows_inserted", "rows_updated"]])
+    st.dataframe(runs.rename(columns=RUN_HEADERS), hide_index=True)
 st.subheader("Quarantine")
 if view.quarantine.empty:
     st.success("No quarantined row.")
