@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,16 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
             return value
         time.sleep(every)
     raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it has not ended within ``timeout`` s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 def cycle_settings(tmp_path: Path):

@@ -31,7 +31,7 @@ from helpers.forecast import artifact
 from helpers.operate.monitoring import Signal
 from helpers.operate.signal_snapshot import SIGNALS_NAME, write_signal_snapshot
 from tests.servers import free_port
-from tests.support import artifact_payload
+from tests.support import artifact_payload, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops" / "prometheus"
@@ -126,15 +126,6 @@ def get(url: str) -> Any:
         return None
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def prometheus(tmp_path) -> Iterator[tuple[str, int]]:
     """Prometheus on a free loopback port, scraping the job forecast-service on another every
@@ -154,7 +145,7 @@ def prometheus(tmp_path) -> Iterator[tuple[str, int]]:
     try:
         yield f"http://127.0.0.1:{port}", target
     finally:
-        stop(process)
+        stop_process(process)
         log.close()
 
 
@@ -209,4 +200,4 @@ def test_a_real_prometheus_scrapes_the_service_and_answers_through_its_query_api
         assert set(alerts) == {"ForecastRollingErrorRed", "ForecastServedModelStale"}
         assert alerts["ForecastServedModelStale"]["labels"]["source"] == "artifact"
     finally:
-        stop(served)
+        stop_process(served)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import CHROMIUM_FLAGS
+from tests.support import CHROMIUM_FLAGS, stop_process
 
 #: A Streamlit page has finished when its status widget (running...) is gone and the page has a title.
 STREAMLIT_DONE = ("!document.querySelector('[data-testid=\"stStatusWidget\"]') && "
@@ -94,9 +94,4 @@ def chromium_browser(profile_dir: Path, width: int = 1280, height: int = 1000) -
             browser.call("Page.enable")
             yield browser
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)

@@ -26,7 +26,7 @@ from helpers.lifecycle.decisions import Decision, Score
 from helpers.operate import intake
 from helpers.operate.forecast_log import SNAPSHOT_NAME, artifact_forecasts, log_scheduled, write_predictions_snapshot
 from helpers.warehouse import TABLE_COLUMNS, Warehouse
-from tests.support import DQ, add_actuals, artifact_payload
+from tests.support import DQ, add_actuals, artifact_payload, stop_process
 
 SERIES = "fixture"
 MODELS = ("ets", "holt_winters")
@@ -104,12 +104,7 @@ def running(command: list[str], url: str, environment: dict[str, str], timeout: 
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         if process.stderr:
             process.stderr.close()
 
