@@ -20,7 +20,7 @@ import pandas as pd
 
 from helpers.core.settings import Settings, where
 from helpers.dashboard.client import DashboardError
-from helpers.data.series import SeriesNotFoundError, series_freq, steps_per_period
+from helpers.data.series import daily_total_scale
 from helpers.lifecycle import decisions
 from helpers.lifecycle.registry import ModelVersion, Registry
 from helpers.operate import monitoring
@@ -75,10 +75,7 @@ def actuals(settings: Settings, start: date | None = None, end: date | None = No
     half-hourly data), as :func:`helpers.operate.monitoring.forecasts_with_actuals` puts them."""
     with read_warehouse(settings) as warehouse:
         daily = warehouse.read_series("daily_series", settings.series_id)
-        try:
-            scale = steps_per_period(series_freq(warehouse, settings.series_id), "1D") if len(daily) else 1.0
-        except SeriesNotFoundError:  # days without a catalog entry (loaded by hand): their mean is all there is
-            scale = 1.0
+        scale = daily_total_scale(warehouse, settings.series_id) if len(daily) else 1.0
     days = pd.to_datetime(daily["ts"])
     keep = (days >= pd.Timestamp(start or days.min())) & (days <= pd.Timestamp(end or days.max()))
     return pd.DataFrame({"ds": days[keep].to_numpy(),

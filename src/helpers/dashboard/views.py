@@ -230,7 +230,8 @@ PREDICTION_TABLE = ("target_date", "source", "model", "issued_at", "horizon_step
 def predictions_frame(payload: dict[str, Any], actuals: pd.DataFrame | None = None) -> pd.DataFrame:
     """``GET /predictions``' rows as a table (dates and times parsed), by target day then issue time,
     with ``actual`` from ``actuals`` (:func:`helpers.dashboard.data.actuals`: on the forecasts'
-    scale, the daily total; the service's ``actual`` is the day's mean) or missing without them."""
+    scale, the daily total, read from the warehouse now, so also for the rows the service has not
+    folded into its snapshot yet) or missing without them."""
     frame = pd.DataFrame(payload["predictions"], columns=["prediction_id", "source", "series_id", "issued_at", "model",
                                                           "model_version", "fitted_until", "target_date",
                                                           "horizon_step", "forecast", "lower_80", "upper_80",
